@@ -1,0 +1,96 @@
+"""One card's way through the printer: claim, feed, encode, print, eject, each step committed before the next."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+
+from kartud.hw.encoder import EncodeError
+from kartud.hw.printer import PrinterFault
+
+from .jobs import job_view
+from .store import OutOfBlanks
+
+log = logging.getLogger("kartud.press")
+
+
+class Press:
+    """Runs one job at a time on the printer and encoder.
+
+    The job is claimed (``printing``, a blank reserved, committed) before the printer feeds a
+    blank, and is ``printed`` only after the card left the printer. A crash in between leaves it
+    ``printing``, which the next start turns into ``in_doubt``: never printed again by itself.
+    """
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+        self.current_job: str | None = None
+
+    async def run(self, job: dict) -> None:
+        daemon, store = self.daemon, self.daemon.store
+        job_id = job["job_id"]
+        try:
+            claimed = await daemon.db(store.claim, job_id)
+        except OutOfBlanks:
+            daemon.stock_changed()
+            return
+        self.current_job = job_id
+        try:
+            daemon.job_changed(job_view(claimed))
+            await self._card_way(claimed)
+        finally:
+            self.current_job = None
+
+    async def _card_way(self, job: dict) -> None:
+        daemon, store, job_id = self.daemon, self.daemon.store, job["job_id"]
+        printer, encoder = daemon.printer, daemon.encoder
+        chip = job["card_type"] == "KTP_EL" and encoder is not None
+        try:
+            await daemon.device(printer.insert_card, chip)
+        except PrinterFault as fault:
+            # Nothing was fed: the blank stays in stock and the attempt does not count.
+            daemon.job_changed(await daemon.db(store.release_claim, job_id, fault.code))
+            daemon.printer_fault(fault)
+            return
+        card_uid = None
+        try:
+            if chip:
+                daemon.job_changed(await daemon.db(store.set_step, job_id, "encoding"))
+                files = {int(fid, 16): base64.b64decode(data) for fid, data in json.loads(job["chip_files"]).items()}
+                card_uid = await daemon.device(encoder.encode, files)
+            daemon.job_changed(await daemon.db(store.set_step, job_id, "printing"))
+            await daemon.device(printer.print_card, job["front_png"], job["back_png"])
+            daemon.job_changed(await daemon.db(store.set_step, job_id, "ejecting"))
+            await daemon.device(printer.eject)
+        except EncodeError as error:
+            log.warning("job %s: the chip could not be encoded (%s); the card goes to the reject box", job_id,
+                        error.kind, extra={"job": job_id})
+            await self._spoil(job_id, "encode_failed")
+            return
+        except PrinterFault as fault:
+            log.warning("job %s: the printer failed (%s)", job_id, fault.code, extra={"job": job_id})
+            daemon.printer_fault(fault)
+            await self._spoil(job_id, fault.code)
+            return
+        view = await daemon.db(store.mark_printed, job_id, card_uid)
+        daemon.job_changed(view)
+        log.info("job %s printed", job_id, extra={"job": job_id, "record": job["record_id"]})
+
+    async def _spoil(self, job_id: str, reason: str) -> None:
+        """Send the card to the reject box and count its blank spoiled; if even that fails, the card's fate
+        is unknown and the job waits in doubt for a person."""
+        daemon, store = self.daemon, self.daemon.store
+        try:
+            await daemon.device(daemon.printer.reject)
+        except PrinterFault as fault:
+            daemon.printer_fault(fault)
+            view = await daemon.db(store.mark_in_doubt, job_id, f"reject_failed:{fault.code}")
+            log.error("job %s: the card could not be sent to the reject box (%s); it is in doubt until an "
+                      "operator resolves it", job_id, fault.code, extra={"job": job_id})
+            daemon.job_changed(view)
+            return
+        view = await daemon.db(store.mark_spoiled, job_id, reason, daemon.config.limits.max_attempts)
+        daemon.job_changed(view)
+        daemon.stock_changed()
+

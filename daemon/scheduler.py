@@ -1,0 +1,70 @@
+"""The one answer to "may the next card start now, and if not, why and when?", derived from the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+PRINTER_FAULTS_THAT_WAIT = ("head_cooling",)  # clear by themselves: the station waits, no person needed
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the decision rests on, gathered from the store and the devices at one instant."""
+
+    now: datetime                       # aware; the station's local time zone
+    paused: bool
+    printer_faults: tuple[str, ...]
+    encoder_fault: bool
+    queued_by_type: dict[str, int]      # queued jobs per card type
+    in_doubt: int
+    in_stock: dict[str, int]            # blanks in stock per card type
+    started_today: int                  # cards fed today (printed, spoiled or in hand)
+    daily_limit: int
+    chip_types: tuple[str, ...] = ("KTP_EL",)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``mode`` and ``reason`` as the state document names them; ``card_types`` may start now."""
+
+    mode: str
+    reason: str | None
+    next_print_at: datetime | None = None
+    card_types: tuple[str, ...] = ()
+
+    @property
+    def may_start(self) -> bool:
+        return self.mode == "printing"
+
+
+def next_local_midnight(now: datetime) -> datetime:
+    """The start of the next local day of ``now``'s time zone."""
+    tomorrow = (now + timedelta(days=1)).date()
+    return datetime.combine(tomorrow, time(0, 0), tzinfo=now.tzinfo)
+
+
+def decide(facts: Facts) -> Decision:
+    """Apply the station's rules in order of who must act: the operator, the printer, then the limits.
+
+    Working hours and even pacing are not applied yet (the scheduler issue adds them).
+    """
+    if facts.paused:
+        return Decision("paused", "paused_by_operator")
+    blocking = [f for f in facts.printer_faults if f not in PRINTER_FAULTS_THAT_WAIT]
+    if blocking:
+        return Decision("fault", "printer_fault")
+    queued = {t: n for t, n in facts.queued_by_type.items() if n > 0}
+    if not queued:
+        return Decision("idle", "in_doubt_jobs" if facts.in_doubt else "queue_empty")
+    if facts.started_today >= facts.daily_limit:
+        return Decision("waiting", "daily_limit_reached", next_local_midnight(facts.now))
+    if facts.printer_faults:
+        return Decision("waiting", "printer_fault")
+    stocked = tuple(t for t in queued if facts.in_stock.get(t, 0) > 0)
+    if not stocked:
+        return Decision("waiting", "out_of_blanks")
+    printable = tuple(t for t in stocked if not (facts.encoder_fault and t in facts.chip_types))
+    if not printable:
+        return Decision("fault", "encoder_fault")
+    return Decision("printing", None, facts.now, printable)

@@ -1,0 +1,143 @@
+"""The database schema as numbered migrations; PRAGMA user_version records how far a file has come."""
+
+from __future__ import annotations
+
+import sqlite3
+
+# Each entry upgrades the schema by one version. Never edit a released entry: append a new one.
+MIGRATIONS: list[str] = [
+    # 1: jobs, the printed-records ledger, blanks, the audit chain, station settings.
+    """
+    CREATE TABLE jobs (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id         TEXT NOT NULL UNIQUE,
+        record_id      TEXT NOT NULL,
+        card_type      TEXT NOT NULL CHECK (card_type IN ('KTP_EL', 'KIA')),
+        nik            TEXT,                    -- erased after store.pii_retention_days
+        nik_masked     TEXT NOT NULL,
+        front_png      BLOB,                    -- erased after retention
+        back_png       BLOB,
+        chip_files     TEXT,                    -- JSON {file id: base64}, erased after retention
+        pii_erased_at  TEXT,
+        priority       INTEGER NOT NULL DEFAULT 0 CHECK (priority BETWEEN 0 AND 9),
+        not_after      TEXT,
+        reprint        TEXT,
+        content_sha256 TEXT NOT NULL,
+        state          TEXT NOT NULL CHECK (state IN
+                           ('queued', 'printing', 'printed', 'failed', 'cancelled', 'expired', 'in_doubt')),
+        step           TEXT CHECK (step IS NULL OR step IN ('feeding', 'encoding', 'printing', 'ejecting')),
+        reason         TEXT,
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        created_at     TEXT NOT NULL,
+        updated_at     TEXT NOT NULL,
+        printed_at     TEXT,
+        card_uid       TEXT,
+        batch_id       TEXT
+    );
+    -- One record, at most one live or printed job: enforced by the database, not only by code.
+    CREATE UNIQUE INDEX jobs_record_held ON jobs (record_id)
+        WHERE state IN ('queued', 'printing', 'printed', 'in_doubt');
+    CREATE INDEX jobs_queue ON jobs (state, priority DESC, seq);
+
+    -- The ledger: one row per record that became a card. Never updated, never deleted.
+    CREATE TABLE printed_records (
+        record_id  TEXT PRIMARY KEY,
+        job_id     TEXT NOT NULL UNIQUE REFERENCES jobs (job_id),
+        card_type  TEXT NOT NULL,
+        printed_at TEXT NOT NULL,
+        card_uid   TEXT,
+        batch_id   TEXT
+    );
+    CREATE TRIGGER printed_records_no_update BEFORE UPDATE ON printed_records
+        BEGIN SELECT RAISE(ABORT, 'the printed-records ledger is append-only'); END;
+    CREATE TRIGGER printed_records_no_delete BEFORE DELETE ON printed_records
+        BEGIN SELECT RAISE(ABORT, 'the printed-records ledger is append-only'); END;
+
+    CREATE TABLE blank_batches (
+        batch_id    TEXT PRIMARY KEY,
+        card_type   TEXT NOT NULL CHECK (card_type IN ('KTP_EL', 'KIA')),
+        count       INTEGER NOT NULL CHECK (count > 0),
+        remaining   INTEGER NOT NULL CHECK (remaining >= 0),
+        note        TEXT,
+        received_at TEXT NOT NULL
+    );
+    -- Per card type, the blank equation holds at every instant or the transaction fails.
+    CREATE TABLE blank_stock (
+        card_type TEXT PRIMARY KEY CHECK (card_type IN ('KTP_EL', 'KIA')),
+        received  INTEGER NOT NULL DEFAULT 0 CHECK (received >= 0),
+        adjusted  INTEGER NOT NULL DEFAULT 0,
+        in_stock  INTEGER NOT NULL DEFAULT 0 CHECK (in_stock >= 0),
+        reserved  INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+        printed   INTEGER NOT NULL DEFAULT 0 CHECK (printed >= 0),
+        spoiled   INTEGER NOT NULL DEFAULT 0 CHECK (spoiled >= 0),
+        CHECK (received + adjusted = in_stock + reserved + printed + spoiled)
+    );
+    INSERT INTO blank_stock (card_type) VALUES ('KTP_EL'), ('KIA');
+    CREATE TABLE blank_movements (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at        TEXT NOT NULL,
+        card_type TEXT NOT NULL,
+        kind      TEXT NOT NULL CHECK (kind IN ('received', 'adjusted', 'reserved', 'released', 'printed', 'spoiled')),
+        count     INTEGER NOT NULL,
+        batch_id  TEXT,
+        job_id    TEXT,
+        reason    TEXT
+    );
+    CREATE INDEX blank_movements_at ON blank_movements (at);
+
+    -- Every state change appends one row; each row's hash covers the previous one's.
+    CREATE TABLE audit (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at        TEXT NOT NULL,
+        kind      TEXT NOT NULL,
+        job_id    TEXT,
+        detail    TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash      TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Bring the database up to :data:`SCHEMA_VERSION`, each step in its own transaction.
+
+    Returns ``(from_version, to_version)``. A file from a newer kartud is refused rather than
+    guessed at.
+    """
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(f"the database has schema version {current}, newer than this kartud knows "
+                           f"({SCHEMA_VERSION}); install the newer kartud again")
+    for version in range(current, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return current, SCHEMA_VERSION
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit on its own)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return [s for s in statements if s]

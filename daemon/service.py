@@ -1,0 +1,341 @@
+"""The daemon: one asyncio loop that owns the state and wires the store, devices, press, commands and MQTT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from kartud.hw.printer import FAULT_CODES as PRINTER_FAULT_CODES, PrinterFault
+
+from . import __version__
+from .clock import Clock, rfc3339
+from .commands import Commands, parse_request
+from .devices import build_devices
+from .errors import CommandError, StorageError
+from .mqtt_link import IncomingRequest, MqttLink
+from .press import Press
+from .scheduler import Decision, Facts, decide
+from .store import Store
+from .systemd_glue import notify, watchdog_interval
+
+log = logging.getLogger("kartud")
+STATE_MIN_INTERVAL_S = 0.5     # the contract: state at most 2 a second
+STATE_MAX_INTERVAL_S = 60.0    # and at least once a minute
+FAULT_MESSAGES = {
+    "printer_disconnected": "the printer does not answer; check its cable and power",
+    "feeder_empty": "the printer's feeder is empty; load blanks",
+    "cover_open": "the printer's cover is open; close it",
+    "no_ribbon": "there is no ribbon in the printer; fit one",
+    "ribbon_ended": "the ribbon is used up; fit a new one",
+    "card_jam": "a card is jammed in the printer; clear it",
+    "reject_box_full": "the reject box is full; empty it",
+    "hopper_full": "the output hopper is full; take the cards out",
+    "head_cooling": "the print head is cooling down; printing resumes by itself",
+    "cleaning_required": "the printer needs cleaning",
+    "encoder_disconnected": "the chip encoder is not reachable",
+    "storage_error": "the database cannot be written; see the journal",
+}
+
+
+class Daemon:
+    """The kartud service. ``run()`` returns the process exit status."""
+
+    def __init__(self, config, clock: Clock | None = None):
+        self.config = config
+        self.clock = clock or Clock()
+        self.tz = config.tz
+        self.store = Store(config.store.path, self.clock)
+        self.printer, self.encoder = build_devices(config, self.clock)
+        self.commands = Commands(self)
+        self.press = Press(self)
+        self.mqtt: MqttLink | None = None
+        self.faults: dict[str, datetime] = {}
+        self.paused_reason: str | None = None
+        self.decision: Decision | None = None
+        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="kartud-store")
+        self._device_thread = ThreadPoolExecutor(1, thread_name_prefix="kartud-device")
+        self._printer_info: dict[str, Any] = {"connected": False}
+        self._encoder_info: dict[str, Any] = {"connected": False, "reader": ""}
+        self._status_line = ""
+        self.exit_status = 0
+
+    # -- running work off the loop -------------------------------------------------------------
+
+    async def db(self, fn, *args):
+        """Run a store call on the store's one thread; a failing database raises the storage_error fault."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
+        except (StorageError, sqlite3.Error) as exc:
+            log.error("database error: %s", exc)
+            self.raise_fault("storage_error", str(exc))
+            raise CommandError("storage_error", "the box cannot write its database; nothing was changed") from exc
+
+    async def device(self, fn, *args):
+        """Run a blocking device call on the device thread (one at a time, as the hardware needs)."""
+        return await asyncio.get_running_loop().run_in_executor(self._device_thread, fn, *args)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._state_dirty = asyncio.Event()
+        self._requests: asyncio.Queue[IncomingRequest] = asyncio.Queue()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        try:
+            await loop.run_in_executor(self._store_thread, self.store.open)
+        except StorageError as exc:
+            log.critical("cannot start: %s", exc)
+            notify(f"STATUS=cannot start: {exc}")
+            return 1
+        for view in await self.db(self.store.recover_in_doubt):
+            log.error("job %s was mid-card when kartud stopped; it is in doubt and will not be printed again by "
+                      "itself: look at the card and send job/resolve", view["job_id"], extra={"job": view["job_id"]})
+        self.paused_reason = await self.db(self.store.get_setting, "paused_reason")
+        await self._poll_devices()
+        self.mqtt = MqttLink(self.config, loop, self._requests.put_nowait, self._on_mqtt_connected)
+        self.mqtt.start()
+        notify("READY=1")
+        log.info("kartud %s ready: station %s, printer %s, store %s", __version__, self.config.station.id,
+                 self.config.printer.transport, self.config.store.path)
+        tasks = [asyncio.create_task(coro) for coro in (self._serve_requests(), self._publish_state(),
+                                                        self._poll_devices_forever(), self._watchdog())]
+        press_task = asyncio.create_task(self._press_loop())
+        for task in (*tasks, press_task):
+            task.add_done_callback(self._task_ended)
+        await self._stopping.wait()
+        notify("STOPPING=1")
+        log.info("stopping%s", f": finishing job {self.press.current_job}" if self.press.current_job else "")
+        await press_task
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.mqtt.stop()
+        await self.db(self.store.close)
+        self._store_thread.shutdown()
+        self._device_thread.shutdown()
+        self.printer.close()
+        log.info("stopped cleanly" if self.exit_status == 0 else "stopped after an internal error")
+        return self.exit_status
+
+    def _task_ended(self, task: asyncio.Task) -> None:
+        """A part of the daemon that should run for ever has died: stop, so that systemd restarts us whole."""
+        if task.cancelled() or self._stopping.is_set() or task.exception() is None:
+            return
+        log.critical("internal error, kartud stops to be restarted: %r", task.exception(), exc_info=task.exception())
+        self.exit_status = 1
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    # -- the press ----------------------------------------------------------------------------
+
+    async def _press_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            for view in await self.db(self.store.expire_due, self.clock.now()):
+                self.job_changed(view)
+            decision = await self._decide()
+            if decision.may_start:
+                job = await self.db(self.store.next_queued, list(decision.card_types))
+                if job is not None:
+                    await self.press.run(job)
+                    continue
+            wait = None
+            if decision.next_print_at is not None:
+                wait = self.clock.real_seconds((decision.next_print_at - self.clock.now()).total_seconds())
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=wait if wait is None else max(wait, 0.05))
+            except asyncio.TimeoutError:
+                pass
+
+    async def _facts(self) -> tuple[Facts, tuple]:
+        now = self.clock.now().astimezone(self.tz)
+        counts, stock, queued_by_type, today = await self.db(self._gather, now)
+        return Facts(now=now, paused=self.paused_reason is not None,
+                     printer_faults=tuple(f for f in self.faults if f in PRINTER_FAULT_CODES),
+                     encoder_fault="encoder_disconnected" in self.faults, queued_by_type=queued_by_type,
+                     in_doubt=counts["in_doubt"], in_stock={t: s["in_stock"] for t, s in stock.items()},
+                     started_today=today["started"], daily_limit=self.config.limits.daily), (counts, stock, today)
+
+    def _gather(self, local_now: datetime):
+        """One consistent read of what the decision and the state document need (store thread)."""
+        store = self.store
+        start = datetime.combine(local_now.date(), time(0, 0), tzinfo=self.tz)
+        today = store.cards_started_between(start, start + timedelta(days=1))
+        queued = dict(store.conn.execute("SELECT card_type, COUNT(*) FROM jobs WHERE state = 'queued'"
+                                         " GROUP BY card_type").fetchall())
+        return store.counts(), store.stock(), queued, today
+
+    async def _decide(self) -> Decision:
+        facts, _ = await self._facts()
+        decision = decide(facts)
+        if self.decision is None or (decision.mode, decision.reason) != (self.decision.mode, self.decision.reason):
+            log.info("station %s%s", decision.mode, f" ({decision.reason})" if decision.reason else "")
+            self._state_dirty.set()
+        self.decision = decision
+        return decision
+
+    # -- what the office sees -----------------------------------------------------------------
+
+    async def state_document(self) -> dict[str, Any]:
+        """The contract's state document, read fresh from the store."""
+        facts, (counts, stock, today) = await self._facts()
+        decision = decide(facts)
+        low = self.config.blanks.low_threshold
+        return {
+            "station": self.config.station.id,
+            "version": __version__,
+            "at": rfc3339(self.clock.now(), self.tz),
+            "mode": decision.mode,
+            "reason": decision.reason,
+            "faults": [{"code": code, "since": rfc3339(since, self.tz)} for code, since in self.faults.items()],
+            "today": {"date": facts.now.date().isoformat(), "printed": today["printed"], "spoiled": today["spoiled"],
+                      "limit": self.config.limits.daily},
+            "next_print_at": rfc3339(decision.next_print_at, self.tz) if decision.next_print_at else None,
+            "queue": {"queued": counts["queued"], "in_doubt": counts["in_doubt"]},
+            "blanks": {t: {"in_stock": stock[t]["in_stock"], "low": stock[t]["in_stock"] < low}
+                       for t in self.config.station.card_types},
+            "printer": self._printer_info,
+            "encoder": self._encoder_info,
+        }
+
+    def job_changed(self, view: dict[str, Any]) -> None:
+        """A job changed state (committed): tell the office, refresh the state, wake the press."""
+        if self.mqtt is not None:
+            self.mqtt.publish("event/job", {"event": "job", "at": rfc3339(self.clock.now(), self.tz), "job": view})
+        self._state_dirty.set()
+        self._wake.set()
+
+    def stock_changed(self) -> None:
+        self._state_dirty.set()
+        self._wake.set()
+
+    async def set_paused(self, reason: str | None) -> None:
+        """Pause (with a reason) or resume (None); kept in the store so a restart stays paused."""
+        changed = await self.db(self.store.set_setting, "paused_reason", reason,
+                                "queue_paused" if reason else "queue_resumed", {"reason": reason})
+        self.paused_reason = reason
+        if changed:
+            log.info("queue %s", "paused" if reason else "resumed")
+        self.stock_changed()
+
+    def raise_fault(self, code: str, detail: str = "") -> None:
+        if code in self.faults:
+            return
+        self.faults[code] = self.clock.now()
+        log.error("fault raised: %s: %s", code, FAULT_MESSAGES.get(code, detail), extra={"fault": code})
+        self._fault_event(code, True)
+
+    def clear_fault(self, code: str) -> None:
+        if self.faults.pop(code, None) is not None:
+            log.info("fault cleared: %s", code, extra={"fault": code})
+            self._fault_event(code, False)
+
+    def _fault_event(self, code: str, active: bool) -> None:
+        if self.mqtt is not None:
+            self.mqtt.publish("event/fault", {"event": "fault", "at": rfc3339(self.clock.now(), self.tz),
+                                              "code": code, "active": active,
+                                              "message": FAULT_MESSAGES.get(code, code)})
+        self._state_dirty.set()
+        self._wake.set()
+
+    def printer_fault(self, fault: PrinterFault) -> None:
+        self.raise_fault(fault.code, str(fault))
+
+    def _on_mqtt_connected(self) -> None:
+        # After every (re)connect the office gets a fresh state at once.
+        self._state_dirty.set()
+
+    async def _publish_state(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = None
+        while True:
+            try:
+                await asyncio.wait_for(self._state_dirty.wait(), timeout=STATE_MAX_INTERVAL_S)
+            except asyncio.TimeoutError:
+                pass
+            if last is not None:
+                await asyncio.sleep(max(0.0, last + STATE_MIN_INTERVAL_S - loop.time()))
+            self._state_dirty.clear()
+            document = await self.state_document()
+            last = loop.time()
+            self.mqtt.publish("state", document, retain=True)
+            self._update_status_line(document)
+
+    def _update_status_line(self, doc: dict[str, Any]) -> None:
+        blanks = ", ".join(f"{b['in_stock']} {t} blanks" for t, b in doc["blanks"].items())
+        line = (f"{doc['mode']}{' (' + doc['reason'] + ')' if doc['reason'] else ''} "
+                f"{doc['today']['printed']}/{doc['today']['limit']} today, {doc['queue']['queued']} queued, {blanks}")
+        if line != self._status_line:
+            self._status_line = line
+            notify(f"STATUS={line}")
+
+    # -- requests -----------------------------------------------------------------------------
+
+    async def _serve_requests(self) -> None:
+        """Requests one at a time, in arrival order: PUBACKs must leave in the order the PUBLISHes came."""
+        while True:
+            request = await self._requests.get()
+            response = await self.answer(request.command, request.payload, retained=request.retain)
+            topic = request.response_topic or f"{self.config.root}/response/{request.command}"
+            self.mqtt.publish("", response, topic=topic, correlation_data=request.correlation_data)
+            self.mqtt.ack(request)
+
+    async def answer(self, command: str, raw: bytes, retained: bool = False) -> dict[str, Any]:
+        """The full response to one raw request, for any transport. Never raises."""
+        request_id = None
+        try:
+            if retained:
+                raise CommandError("retained_request", "requests must not be retained; publish with retain off "
+                                                       "(a retained command would replay on every reconnect)")
+            payload = parse_request(raw, self.config.mqtt.max_payload_bytes)
+            if isinstance(payload.get("request_id"), str):
+                request_id = payload["request_id"][:128]
+            data = await self.commands.handle(command, payload)
+            body = {"status": "ok", "data": data}
+        except CommandError as error:
+            body = {"status": "error", "error": error.as_error()}
+        except Exception:
+            log.exception("internal error while handling %s", command[:64])
+            body = {"status": "error", "error": {"code": "internal_error",
+                                                 "message": "the box failed to handle this request; it is logged"}}
+        return {"request_id": request_id, **body} if request_id is not None else body
+
+    # -- devices ------------------------------------------------------------------------------
+
+    async def _poll_devices(self) -> None:
+        status = await self.device(self.printer.status)
+        self._printer_info = status.as_dict()
+        for code in PRINTER_FAULT_CODES:
+            if code in status.faults:
+                self.raise_fault(code)
+            elif code in self.faults and self.press.current_job is None:
+                self.clear_fault(code)
+        if self.encoder is not None:
+            self._encoder_info = (await self.device(self.encoder.status)).as_dict()
+
+    async def _poll_devices_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.printer.status_poll_s)
+            if self.press.current_job is None:
+                await self._poll_devices()
+
+    async def _watchdog(self) -> None:
+        interval = watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            # Fed only while the loop runs this task and the store's thread answers.
+            await asyncio.wait_for(self.db(lambda: None), timeout=interval)
+            notify("WATCHDOG=1")
+            await asyncio.sleep(interval)

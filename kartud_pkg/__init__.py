@@ -1,0 +1,1 @@
+"""kartud: controller daemon for a KTP-el / KIA card printer station."""
