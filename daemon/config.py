@@ -47,7 +47,7 @@ def _matches(pattern: str, what: str) -> Check:
 def _timezone(v: str) -> str | None:
     try:
         ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tz folder such as 'Asia'
         return f"unknown time zone {v!r} (use an IANA name such as 'Asia/Jakarta')"
     return None
 
@@ -297,6 +297,9 @@ def from_dict(raw: dict[str, Any], path: str | None = None) -> Config:
                 problem = key.check(value)
             if problem is not None:
                 problems.append((full, problem))
+                # Keep the default so the cross-key checks below never see a value of the wrong type.
+                out[name] = list(key.default) if isinstance(key.default, list) else key.default
+                continue
             out[name] = float(value) if key.type is float and isinstance(value, int) else value
         values[section] = out
 
@@ -344,6 +347,12 @@ def load(path: str) -> Config:
         raise ConfigError([("config", f"file {path!r} not found")]) from None
     except PermissionError:
         raise ConfigError([("config", f"file {path!r} is not readable by this user")]) from None
+    except IsADirectoryError:
+        raise ConfigError([("config", f"{path!r} is a directory, not a file")]) from None
+    except OSError as exc:
+        raise ConfigError([("config", f"file {path!r} cannot be read: {exc.strerror or exc}")]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([("config", f"not valid TOML: {exc}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([("config", "not valid TOML: the file is not UTF-8 text")]) from None
     return from_dict(raw, path)

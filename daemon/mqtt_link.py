@@ -12,6 +12,7 @@ from typing import Any, Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 log = logging.getLogger("kartud.mqtt")
 
@@ -105,7 +106,8 @@ class MqttLink:
             log.warning("the broker at %s:%s refused the connection: %s", self.config.mqtt.host,
                         self.config.mqtt.port, reason_code)
             return
-        client.subscribe(f"{self.root}/request/#", qos=1)
+        # Retain As Published: a live subscriber would otherwise see retain=0 and miss a retained request.
+        client.subscribe(f"{self.root}/request/#", options=SubscribeOptions(qos=1, retainAsPublished=True))
         self.loop.call_soon_threadsafe(self._connected, bool(flags.session_present))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:

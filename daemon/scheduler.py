@@ -22,6 +22,7 @@ class Facts:
     started_today: int                  # cards fed today (printed, spoiled or in hand)
     daily_limit: int
     chip_types: tuple[str, ...] = ("KTP_EL",)
+    in_press: bool = False              # a card is on its way through the printer right now
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,11 @@ def next_local_midnight(now: datetime) -> datetime:
 def decide(facts: Facts) -> Decision:
     """Apply the station's rules in order of who must act: the operator, the printer, then the limits.
 
-    Working hours and even pacing are not applied yet (the scheduler issue adds them).
+    A card already in the press is finished whatever else holds (mode ``printing``). Working hours
+    and even pacing are not applied yet (the scheduler issue adds them).
     """
+    if facts.in_press:
+        return Decision("printing", None, None, ())
     if facts.paused:
         return Decision("paused", "paused_by_operator")
     blocking = [f for f in facts.printer_faults if f not in PRINTER_FAULTS_THAT_WAIT]

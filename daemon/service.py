@@ -42,6 +42,16 @@ FAULT_MESSAGES = {
 }
 
 
+async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
+    """Wait until ``event`` is set or ``timeout`` passes. Python 3.11's ``wait_for`` can swallow a
+    cancellation that races the event (gh-86296), which left a task running after shutdown."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
+
+
 class Daemon:
     """The kartud service. ``run()`` returns the process exit status."""
 
@@ -153,10 +163,7 @@ class Daemon:
             wait = None
             if decision.next_print_at is not None:
                 wait = self.clock.real_seconds((decision.next_print_at - self.clock.now()).total_seconds())
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=wait if wait is None else max(wait, 0.05))
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._wake, None if wait is None else max(wait, 0.05))
 
     async def _facts(self) -> tuple[Facts, tuple]:
         now = self.clock.now().astimezone(self.tz)
@@ -165,7 +172,8 @@ class Daemon:
                      printer_faults=tuple(f for f in self.faults if f in PRINTER_FAULT_CODES),
                      encoder_fault="encoder_disconnected" in self.faults, queued_by_type=queued_by_type,
                      in_doubt=counts["in_doubt"], in_stock={t: s["in_stock"] for t, s in stock.items()},
-                     started_today=today["started"], daily_limit=self.config.limits.daily), (counts, stock, today)
+                     started_today=today["started"], daily_limit=self.config.limits.daily,
+                     in_press=self.press.current_job is not None), (counts, stock, today)
 
     def _gather(self, local_now: datetime):
         """One consistent read of what the decision and the state document need (store thread)."""
@@ -260,10 +268,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         last = None
         while True:
-            try:
-                await asyncio.wait_for(self._state_dirty.wait(), timeout=STATE_MAX_INTERVAL_S)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._state_dirty, STATE_MAX_INTERVAL_S)
             if last is not None:
                 await asyncio.sleep(max(0.0, last + STATE_MIN_INTERVAL_S - loop.time()))
             self._state_dirty.clear()
