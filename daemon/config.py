@@ -303,16 +303,16 @@ def from_dict(raw: dict[str, Any], path: str | None = None) -> Config:
             out[name] = float(value) if key.type is float and isinstance(value, int) else value
         values[section] = out
 
-    _cross_checks(values, sections, problems)
+    _cross_checks(values, raw, problems)
     if problems:
         raise ConfigError(problems)
     return Config(values, path)
 
 
-def _cross_checks(values: dict, sections: dict, problems: list[tuple[str, str]]) -> None:
+def _cross_checks(values: dict, raw: dict, problems: list[tuple[str, str]]) -> None:
     """Rules that involve more than one key."""
     transport = values["printer"]["transport"]
-    if sections.get("sim") and transport != "sim":
+    if "sim" in raw and transport != "sim":
         problems.append(("sim", 'is allowed only when printer.transport = "sim" (a real printer runs in real time)'))
     if values["encoder"]["backend"] == "sim" and transport != "sim":
         problems.append(("encoder.backend", '"sim" needs printer.transport = "sim"; use "pcsc" for a real encoder'))
