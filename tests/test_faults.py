@@ -130,3 +130,33 @@ def test_systemd_sees_ready_status_and_stopping_and_sigterm_finishes_the_card_in
     assert _outputs_by_chip(room)[chip_sha(job)] == 1
     office.wait_availability("offline")
     assert "stopped cleanly" in room.log()
+
+
+def test_a_request_is_acknowledged_only_after_its_commit(room):
+    """With the database locked the daemon cannot commit; killed then, it must not have sent the PUBACK,
+    so the broker hands the request to the restarted daemon, which commits and answers it."""
+    room.start()
+    blocker = sqlite3.connect(room.db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")              # the daemon's commit now waits on this lock
+    job = room.job()
+    correlation = room.office.send("job/submit", job)  # returns once the broker holds the request
+    time.sleep(0.3)  # delivery to the daemon; if it took longer the broker still holds it, and the test still holds
+    room.kill()
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert room.query("SELECT COUNT(*) FROM jobs") == [(0,)]
+
+    room.start()
+    answer = room.office.wait_answer(correlation, timeout=20)
+    assert answer["status"] == "ok" and answer["data"]["job_id"] == job["job_id"]
+    assert room.query("SELECT job_id FROM jobs") == [(job["job_id"],)]
+
+
+def test_the_daemon_starts_without_a_broker_and_connects_when_it_comes(room, notify_socket):
+    room.env["NOTIFY_SOCKET"] = notify_socket.path
+    room.broker.stop()
+    room.start(wait_online=False)
+    notify_socket.wait_for("READY=1")                # ready without the broker: the queue is local
+    room.broker.start()
+    room.connect().wait_availability("online", timeout=20)
+    assert room.office.request("status/get", {})["data"]["mode"] == "idle"
