@@ -26,6 +26,7 @@ from .systemd_glue import notify, watchdog_interval
 log = logging.getLogger("kartud")
 STATE_MIN_INTERVAL_S = 0.5     # the contract: state at most 2 a second
 STATE_MAX_INTERVAL_S = 60.0    # and at least once a minute
+PII_ERASE_EVERY_S = 3600.0     # clock seconds between sweeps for personal data past its retention
 FAULT_MESSAGES = {
     "printer_disconnected": "the printer does not answer; check its cable and power",
     "feeder_empty": "the printer's feeder is empty; load blanks",
@@ -150,8 +151,16 @@ class Daemon:
     # -- the press ----------------------------------------------------------------------------
 
     async def _press_loop(self) -> None:
+        next_erase = self.clock.monotonic()
         while not self._stopping.is_set():
             self._wake.clear()
+            if self.clock.monotonic() >= next_erase:
+                erased = await self.db(self.store.erase_personal_data, self.clock.now(),
+                                       self.config.store.pii_retention_days)
+                if erased:
+                    log.info("erased the personal data of %d finished jobs (store.pii_retention_days = %d)",
+                             erased, self.config.store.pii_retention_days)
+                next_erase = self.clock.monotonic() + PII_ERASE_EVERY_S
             for view in await self.db(self.store.expire_due, self.clock.now()):
                 self.job_changed(view)
             decision = await self._decide()
@@ -339,8 +348,13 @@ class Daemon:
         interval = watchdog_interval()
         if interval is None:
             return
-        while True:
-            # Fed only while the loop runs this task and the store's thread answers.
-            await asyncio.wait_for(self.db(lambda: None), timeout=interval)
-            notify("WATCHDOG=1")
+        while not self._stopping.is_set():
+            # Fed only while the loop runs this task and the store's thread answers within the interval;
+            # a hung store or loop stops the pings and systemd restarts us.
+            probe = asyncio.ensure_future(self.db(lambda: None))
+            done, _ = await asyncio.wait({probe}, timeout=interval)
+            if probe in done and probe.exception() is None:
+                notify("WATCHDOG=1")
+            else:
+                log.warning("the store did not answer within %.1f s; not feeding the watchdog", interval)
             await asyncio.sleep(interval)

@@ -8,7 +8,7 @@ import json
 import os
 import sqlite3
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 from . import jobs as J
@@ -269,6 +269,22 @@ class Store:
                 views.append(J.job_view(dict(self._change_state(conn, job_id, J.EXPIRED, "job_expired",
                                                                 reason="not_after_passed"))))
         return views
+
+    def erase_personal_data(self, now: datetime, retention_days: int) -> int:
+        """Erase the full NIK, images and chip data of jobs that ended more than ``retention_days`` ago.
+
+        What stays is what accounting needs: ids, masked NIK, states, times, card UID, batch, and the
+        content hash that recognises a resubmission. Jobs in doubt keep their data until resolved.
+        """
+        cutoff = rfc3339((now - timedelta(days=retention_days)).astimezone(timezone.utc))
+        with self.transaction() as conn:
+            erased = conn.execute(
+                "UPDATE jobs SET nik = NULL, front_png = NULL, back_png = NULL, chip_files = NULL, pii_erased_at = ?"
+                " WHERE pii_erased_at IS NULL AND state IN ('printed', 'failed', 'cancelled', 'expired')"
+                " AND updated_at < ?", (self.now(), cutoff)).rowcount
+            if erased:
+                self._audit(conn, "personal_data_erased", None, {"jobs": erased, "ended_before": cutoff})
+            return erased
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued job; cancelling a cancelled job answers it unchanged."""

@@ -107,9 +107,11 @@ def test_sigkill_leaves_the_last_will(room):
 
 def test_systemd_sees_ready_status_and_stopping_and_sigterm_finishes_the_card_in_hand(room, notify_socket):
     room.env["NOTIFY_SOCKET"] = notify_socket.path
+    room.env["WATCHDOG_USEC"] = "400000"             # pings every 0.2 s
     room.overrides["sim.clock_speed"] = "10"
     room.start(wait_online=False)
     notify_socket.wait_for("READY=1")
+    notify_socket.wait_for("WATCHDOG=1")
     # READY only after the store is open, migrated and checked.
     conn = sqlite3.connect(room.db_path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
