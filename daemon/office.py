@@ -24,10 +24,14 @@ class OfficeClient:
     """An MQTT 5 client that talks to one station. Responses come back on a private topic matched by
     Correlation Data; job and fault events and the retained state are collected as they arrive."""
 
-    def __init__(self, host: str, port: int, root: str, client_id: str | None = None):
+    def __init__(self, host: str, port: int, root: str, client_id: str | None = None,
+                 tls: tuple[str, str, str] | None = None, username: str | None = None, password: str | None = None,
+                 connect_timeout: float = 10.0):
+        """``tls`` is ``(ca file, client certificate, client key)``; without it the connection is plain."""
         self.root = root
         self.client_id = client_id or f"office-{uuid.uuid4().hex[:8]}"
-        self.reply_topic = f"office/{self.client_id}/reply"
+        # Under the station's response/ topics: the example ACL lets a box write only below its own root.
+        self.reply_topic = f"{root}/response/_reply/{self.client_id}"
         self.events: "queue.Queue[dict]" = queue.Queue()
         self.faults: "queue.Queue[dict]" = queue.Queue()
         self.state: dict | None = None
@@ -41,11 +45,16 @@ class OfficeClient:
         client.on_message = self._on_message
         client.on_subscribe = lambda *a: self._subscribed.set()
         client.on_socket_open = lambda c, u, s: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            client.tls_set(ca_certs=tls[0], certfile=tls[1], keyfile=tls[2])
+        if username is not None:
+            client.username_pw_set(username, password)
         self.client = client
         client.connect(host, port, keepalive=30)
         client.loop_start()
-        if not self._subscribed.wait(10):
-            raise TimeoutError(f"no subscription to {root} on {host}:{port} within 10 s")
+        if not self._subscribed.wait(connect_timeout):
+            self.close()
+            raise TimeoutError(f"no subscription to {root} on {host}:{port} within {connect_timeout} s")
 
     def __enter__(self) -> "OfficeClient":
         return self
@@ -58,7 +67,7 @@ class OfficeClient:
         self.client.loop_stop()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        client.subscribe([(self.reply_topic, 1), (f"{self.root}/event/#", 1), (f"{self.root}/state", 1),
+        client.subscribe([(f"{self.root}/event/#", 1), (f"{self.root}/state", 1),
                           (f"{self.root}/availability", 1), (f"{self.root}/response/#", 1)])
 
     def _on_message(self, client, userdata, message) -> None:

@@ -20,6 +20,7 @@ from .errors import CommandError, StorageError
 from .mqtt_link import IncomingRequest, MqttLink
 from .press import Press
 from .scheduler import Decision, Facts, decide
+from .signing import check_signature
 from .store import Store
 from .systemd_glue import notify, watchdog_interval
 
@@ -300,13 +301,18 @@ class Daemon:
         """Requests one at a time, in arrival order: PUBACKs must leave in the order the PUBLISHes came."""
         while True:
             request = await self._requests.get()
-            response = await self.answer(request.command, request.payload, retained=request.retain)
+            response = await self.answer(request.command, request.payload, retained=request.retain,
+                                         topic=f"{self.config.root}/request/{request.command}")
             topic = request.response_topic or f"{self.config.root}/response/{request.command}"
             self.mqtt.publish("", response, topic=topic, correlation_data=request.correlation_data)
             self.mqtt.ack(request)
 
-    async def answer(self, command: str, raw: bytes, retained: bool = False) -> dict[str, Any]:
-        """The full response to one raw request, for any transport. Never raises."""
+    async def answer(self, command: str, raw: bytes, retained: bool = False, topic: str | None = None) -> dict[str, Any]:
+        """The full response to one raw request, for any transport. Never raises.
+
+        ``topic`` is the MQTT topic the request came on: requests from the network must carry the
+        signature ``security.signing`` asks for; the local control socket passes None.
+        """
         request_id = None
         try:
             if retained:
@@ -315,6 +321,8 @@ class Daemon:
             payload = parse_request(raw, self.config.mqtt.max_payload_bytes)
             if isinstance(payload.get("request_id"), str):
                 request_id = payload["request_id"][:128]
+            if topic is not None:
+                check_signature(topic, payload, self.config.security.trusted_keys, self.config.security.signing)
             data = await self.commands.handle(command, payload)
             body = {"status": "ok", "data": data}
         except CommandError as error:
