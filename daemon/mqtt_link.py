@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -28,7 +29,7 @@ class IncomingRequest:
     correlation_data: bytes | None
     mid: int
     qos: int
-    expired: bool = False
+    expires_at: float | None = None     # time.monotonic() after which the sender no longer wants it
 
 
 class MqttLink:
@@ -116,12 +117,14 @@ class MqttLink:
     def _on_message(self, client, userdata, message) -> None:
         prefix = f"{self.root}/request/"
         props = getattr(message, "properties", None)
+        expiry = getattr(props, "MessageExpiryInterval", None) if props else None
         request = IncomingRequest(
             command=message.topic[len(prefix):] if message.topic.startswith(prefix) else "",
             payload=message.payload, retain=bool(message.retain),
             response_topic=getattr(props, "ResponseTopic", None) if props else None,
             correlation_data=getattr(props, "CorrelationData", None) if props else None,
-            mid=message.mid, qos=message.qos)
+            mid=message.mid, qos=message.qos,
+            expires_at=time.monotonic() + expiry if expiry is not None else None)
         self.loop.call_soon_threadsafe(self.on_request, request)
 
     # -- the loop -----------------------------------------------------------------------------

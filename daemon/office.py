@@ -96,13 +96,15 @@ class OfficeClient:
                 self.state_changed.notify_all()
 
     def send(self, command: str, payload: dict[str, Any] | bytes, retain: bool = False,
-             correlation: bytes | None = None) -> bytes:
-        """Publish a request with our reply topic; returns its correlation data."""
+             correlation: bytes | None = None, expiry_s: int | None = None) -> bytes:
+        """Publish a request with our reply topic (and a Message Expiry, if given); returns its correlation data."""
         correlation = correlation or uuid.uuid4().bytes
         self._waiting.setdefault(correlation, queue.Queue())
         properties = Properties(PacketTypes.PUBLISH)
         properties.ResponseTopic = self.reply_topic
         properties.CorrelationData = correlation
+        if expiry_s is not None:
+            properties.MessageExpiryInterval = expiry_s
         body = payload if isinstance(payload, bytes) else json.dumps(payload)
         self.client.publish(f"{self.root}/request/{command}", body, qos=1, retain=retain,
                             properties=properties).wait_for_publish(10)

@@ -162,3 +162,18 @@ def test_the_daemon_starts_without_a_broker_and_connects_when_it_comes(room, not
     room.broker.start()
     room.connect().wait_availability("online", timeout=20)
     assert room.office.request("status/get", {})["data"]["mode"] == "idle"
+
+
+def test_a_request_whose_message_expiry_passes_while_it_waits_is_answered_expired(room):
+    room.start()
+    blocker = sqlite3.connect(room.db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")                       # holds the daemon on the first request
+    first = room.office.send("job/submit", room.job())
+    late = room.office.send("job/submit", room.job(), expiry_s=1)
+    time.sleep(1.5)                                          # the passing of time is what is under test
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert room.office.wait_answer(first)["status"] == "ok"
+    answer = room.office.wait_answer(late)
+    assert answer["status"] == "error" and answer["error"]["code"] == "expired"
+    assert room.query("SELECT COUNT(*) FROM jobs") == [(1,)]
