@@ -83,7 +83,7 @@ def mask_nik(nik: str) -> str:
 
 def nik_problem(nik: str) -> str | None:
     """What is structurally impossible about a NIK, or None. Region codes are not checked (they get renumbered)."""
-    if not re.fullmatch(r"\d{16}", nik):
+    if not re.fullmatch(r"[0-9]{16}", nik):  # not \d: that also matches Arabic-Indic, fullwidth, ... digits
         return "must be exactly 16 digits"
     day, month, serial = int(nik[6:8]), int(nik[8:10]), nik[12:]
     if not (1 <= month <= 12):
@@ -169,6 +169,9 @@ def _check_chip(payload, card_type, problems) -> dict[str, bytes] | None:
     for file_id, value in files.items():
         if not isinstance(file_id, str) or not FILE_ID_PATTERN.fullmatch(file_id):
             problems.add("chip.files", f"file id {str(file_id)[:16]!r} must be 4 hex digits")
+            continue
+        if file_id.upper() in decoded:  # "0a01" and "0A01" are one file: keeping either would lose the other
+            problems.add("chip.files", f"file id {file_id.upper()} is given twice")
             continue
         data = _decode_base64(value)
         if data is None:

@@ -40,6 +40,7 @@ class Store:
 
     def open(self) -> None:
         """Open (creating if needed), migrate and quick-check the database. Raises StorageError."""
+        conn = None
         try:
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, exist_ok=True)
@@ -55,8 +56,14 @@ class Store:
             problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
                 raise StorageError(f"the database at {self.path} is damaged: {'; '.join(problems[:3])}")
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the database at {self.path}: {exc}") from exc
+        except BaseException as exc:
+            # A refused file must not stay open (it would hold a descriptor and, in WAL mode, locks).
+            if conn is not None:
+                conn.close()
+            # migrate() refuses a newer schema with RuntimeError; a directory we cannot create is OSError.
+            if isinstance(exc, (sqlite3.Error, RuntimeError, OSError)):
+                raise StorageError(f"cannot open the database at {self.path}: {exc}") from exc
+            raise
         self.conn = conn
 
     def close(self) -> None:
@@ -202,7 +209,7 @@ class Store:
             if stock["in_stock"] <= 0:
                 raise OutOfBlanks(card_type)
             batch = conn.execute("SELECT batch_id FROM blank_batches WHERE card_type = ? AND remaining > 0"
-                                 " ORDER BY received_at, batch_id LIMIT 1", (card_type,)).fetchone()
+                                 " ORDER BY received_at, rowid LIMIT 1", (card_type,)).fetchone()
             batch_id = batch["batch_id"] if batch else None
             if batch_id:
                 conn.execute("UPDATE blank_batches SET remaining = remaining - 1 WHERE batch_id = ?", (batch_id,))

@@ -35,7 +35,7 @@ class CardChannel:
         raise NotImplementedError
 
     def release(self) -> None:
-        """Let go of the card."""
+        """Let go of the card. Called after every encode, also when wait_for_card failed: safe with no card."""
 
     def status(self) -> EncoderStatus:
         raise NotImplementedError
@@ -62,8 +62,9 @@ class Encoder:
 
     def encode(self, files: dict[int, bytes]) -> str:
         """Write ``files`` (file id -> bytes) to the card at the station, verify them, return its UID in hex."""
-        self.channel.wait_for_card(self.timeout_s)
         try:
+            # Inside the try: a wait that fails part-way (connected, then timed out) must let go too.
+            self.channel.wait_for_card(self.timeout_s)
             uid = self._command(GET_UID, "read the card's UID")
             if not uid:
                 raise EncodeError("wrong_card", "the card returned an empty UID")
