@@ -53,8 +53,12 @@ class Commands:
             "job/cancel": self.job_cancel,
             "queue/pause": self.queue_pause,
             "queue/resume": self.queue_resume,
+            "job/resolve": self.job_resolve,
             "blanks/receive": self.blanks_receive,
+            "blanks/adjust": self.blanks_adjust,
+            "maintenance/cleaned": self.maintenance_cleaned,
             "status/get": self.status_get,
+            "report/daily": self.report_daily,
         }
 
     async def handle(self, command: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -66,10 +70,25 @@ class Commands:
         return await handler(payload)
 
     async def job_submit(self, payload):
-        store = self.daemon.store
-        job = J.validate_submission(payload, self.daemon.config.station.card_types)
-        view, resubmitted = await self.daemon.db(store.submit_job, job)
-        position = await self.daemon.db(store.queue_position, job.job_id)
+        job = await self.prepare_submit(payload)
+        result = (await self.daemon.db(self.daemon.store.submit_jobs, [job]))[0]
+        return await self.finish_submit(job, result)
+
+    async def prepare_submit(self, payload) -> J.NewJob:
+        """Validate a submission off the event loop (decoding its images is real work); raise the refusal."""
+        daemon = self.daemon
+        job = await daemon.cpu(J.validate_submission, payload, daemon.config.station.card_types)
+        if job.not_after is not None and job.not_after <= daemon.clock.now():
+            raise CommandError("expired", f"not_after {payload['not_after']} has already passed; the job would "
+                                          "never start. Send it again with a later not_after, or none")
+        return job
+
+    async def finish_submit(self, job: J.NewJob, result) -> dict[str, Any]:
+        """The answer to one submission once its transaction committed (``result`` from ``submit_jobs``)."""
+        if isinstance(result, CommandError):
+            raise result
+        view, resubmitted = result
+        position = await self.daemon.db(self.daemon.store.queue_position, job.job_id)
         if not resubmitted:
             self.daemon.job_changed(view)
             log.info("job %s queued (%s, priority %d)", job.job_id, job.card_type, job.priority,
@@ -138,3 +157,66 @@ class Commands:
 
     async def status_get(self, payload):
         return await self.daemon.state_document()
+
+    async def job_resolve(self, payload):
+        job_id = _require_str(payload, "job_id")
+        outcome, note = payload.get("outcome"), payload.get("note")
+        problems = []
+        if outcome not in ("printed", "spoiled"):
+            problems.append({"field": "outcome", "problem": "must be \"printed\" (the card is good and was handed "
+                                                            "out or kept) or \"spoiled\" (the card is void)"})
+        if not isinstance(note, str) or not note.strip() or len(note) > 500:
+            problems.append({"field": "note", "problem": "is required: what the operator saw, at most 500 characters"})
+        if problems:
+            raise invalid_payload(problems)
+        before = await self.daemon.db(self.daemon.store.get_job, job_id)
+        view = await self.daemon.db(self.daemon.store.resolve_in_doubt, job_id, outcome, note.strip(),
+                                    self.daemon.config.limits.max_attempts)
+        if before is not None and before["state"] != view["state"]:
+            log.info("job %s resolved by an operator: %s", job_id, outcome, extra={"job": job_id})
+            self.daemon.job_changed(view)
+            self.daemon.stock_changed()
+        return view
+
+    async def blanks_adjust(self, payload):
+        problems = []
+        card_type = payload.get("card_type")
+        if card_type not in CARD_TYPES:
+            problems.append({"field": "card_type", "problem": f"must be {' or '.join(CARD_TYPES)}"})
+        delta = payload.get("delta")
+        if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0 or abs(delta) > 100000:
+            problems.append({"field": "delta", "problem": "must be a non-zero integer (+ found, - lost), at most "
+                                                          "100000 either way"})
+        reason = payload.get("reason")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+            problems.append({"field": "reason", "problem": "is required: why the count changed (e.g. stocktake), "
+                                                           "at most 500 characters"})
+        adjustment_id = payload.get("adjustment_id", payload.get("request_id"))
+        if adjustment_id is not None and (not isinstance(adjustment_id, str) or not J.ID_PATTERN.fullmatch(adjustment_id)):
+            problems.append({"field": "adjustment_id", "problem": "must be 1-64 characters of A-Z a-z 0-9 . _ : -"})
+        if problems:
+            raise invalid_payload(problems)
+        in_stock = await self.daemon.db(self.daemon.store.adjust_blanks, card_type, delta, reason.strip(),
+                                        adjustment_id)
+        self.daemon.stock_changed()
+        return {"card_type": card_type, "in_stock": in_stock}
+
+    async def maintenance_cleaned(self, payload):
+        note = payload.get("note")
+        if note is not None and (not isinstance(note, str) or len(note) > 500):
+            raise invalid_payload([{"field": "note", "problem": "must be a string of at most 500 characters"}])
+        if await self.daemon.db(self.daemon.store.record_cleaning, note):
+            log.info("the printer was cleaned")
+        self.daemon.stock_changed()
+        return await self.daemon.state_document()
+
+    async def report_daily(self, payload):
+        from datetime import date
+
+        from .report import daily_report
+
+        try:
+            day = date.fromisoformat(payload.get("date"))
+        except (TypeError, ValueError):
+            raise invalid_payload([{"field": "date", "problem": "is required: a local date as YYYY-MM-DD"}]) from None
+        return await self.daemon.db(daily_report, self.daemon.store.conn, day, self.daemon.tz)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 import re
 import struct
@@ -109,6 +110,19 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
     return struct.unpack(">II", data[16:24])
 
 
+def _png_problem(data: bytes) -> str | None:
+    """Whether Pillow can decode the whole image. Called only after the IHDR size check, so a
+    decompression bomb (a huge declared size) never reaches the decoder; 1016x648 bounds the output."""
+    from PIL import Image  # imported when a job arrives, not at start: the idle daemon stays lighter
+
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            image.load()
+    except Exception:  # Pillow raises many types for bad data (OSError, SyntaxError, ValueError, zlib.error)
+        return "is not a readable PNG image (damaged or truncated data)"
+    return None
+
+
 def _decode_base64(value: Any) -> bytes | None:
     if not isinstance(value, str):
         return None
@@ -135,7 +149,7 @@ def _check_id(payload, name, problems) -> str:
 
 
 def _check_png(payload, name, problems, required: bool) -> bytes | None:
-    if name not in payload:
+    if name not in payload or (not required and payload[name] is None):
         if required:
             problems.add(name, "is required")
         return None
@@ -148,6 +162,8 @@ def _check_png(payload, name, problems, required: bool) -> bytes | None:
         problems.add(name, "is not a PNG image")
     elif size not in CARD_SIZES:
         problems.add(name, f"must be 1016x648 or 648x1016 pixels (300 dpi card face), got {size[0]}x{size[1]}")
+    elif (problem := _png_problem(data)) is not None:
+        problems.add(name, problem)
     return data
 
 

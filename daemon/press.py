@@ -9,6 +9,7 @@ import logging
 from kartud.hw.encoder import EncodeError
 from kartud.hw.printer import PrinterFault
 
+from .crashpoints import crash_point
 from .jobs import job_view
 from .store import OutOfBlanks
 
@@ -36,6 +37,7 @@ class Press:
             daemon.stock_changed()
             return
         self.current_job = job_id
+        crash_point("after_claim")
         try:
             daemon.job_changed(job_view(claimed))
             await self._card_way(claimed)
@@ -53,16 +55,20 @@ class Press:
             daemon.job_changed(await daemon.db(store.release_claim, job_id, fault.code))
             daemon.printer_fault(fault)
             return
+        crash_point("after_feed")
         card_uid = None
         try:
             if chip:
                 daemon.job_changed(await daemon.db(store.set_step, job_id, "encoding"))
                 files = {int(fid, 16): base64.b64decode(data) for fid, data in json.loads(job["chip_files"]).items()}
                 card_uid = await daemon.device(encoder.encode, files)
+                crash_point("after_encode")
             daemon.job_changed(await daemon.db(store.set_step, job_id, "printing"))
             await daemon.device(printer.print_card, job["front_png"], job["back_png"])
+            crash_point("after_print")
             daemon.job_changed(await daemon.db(store.set_step, job_id, "ejecting"))
             await daemon.device(printer.eject)
+            crash_point("after_eject")        # the card is out, the ledger does not know yet
         except EncodeError as error:
             log.warning("job %s: the chip could not be encoded (%s); the card goes to the reject box", job_id,
                         error.kind, extra={"job": job_id})
@@ -74,6 +80,7 @@ class Press:
             await self._spoil(job_id, fault.code)
             return
         view = await daemon.db(store.mark_printed, job_id, card_uid)
+        crash_point("after_printed")
         daemon.job_changed(view)
         log.info("job %s printed", job_id, extra={"job": job_id, "record": job["record_id"]})
 
@@ -91,6 +98,7 @@ class Press:
             daemon.job_changed(view)
             return
         view = await daemon.db(store.mark_spoiled, job_id, reason, daemon.config.limits.max_attempts)
+        crash_point("after_spoiled")
         daemon.job_changed(view)
         daemon.stock_changed()
 

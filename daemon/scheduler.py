@@ -23,6 +23,8 @@ class Facts:
     daily_limit: int
     chip_types: tuple[str, ...] = ("KTP_EL",)
     in_press: bool = False              # a card is on its way through the printer right now
+    cards_since_cleaning: int = 0       # blanks fed since the last maintenance/cleaned
+    cleaning_every: int = 1000
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ def decide(facts: Facts) -> Decision:
         return Decision("idle", "in_doubt_jobs" if facts.in_doubt else "queue_empty")
     if facts.started_today >= facts.daily_limit:
         return Decision("waiting", "daily_limit_reached", next_local_midnight(facts.now))
+    if facts.cards_since_cleaning >= facts.cleaning_every:
+        return Decision("waiting", "cleaning_due")
     if facts.printer_faults:
         return Decision("waiting", "printer_fault")
     stocked = tuple(t for t in queued if facts.in_stock.get(t, 0) > 0)

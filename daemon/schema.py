@@ -102,6 +102,30 @@ MIGRATIONS: list[str] = [
 
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: one card per NIK (a keyed hash that outlives the erased NIK), in-doubt resolutions,
+    #    idempotent stock adjustments, cleanings, and blank movements made append-only.
+    """
+    ALTER TABLE jobs ADD COLUMN nik_hmac TEXT;
+    ALTER TABLE jobs ADD COLUMN resolution TEXT CHECK (resolution IS NULL OR resolution IN ('printed', 'spoiled'));
+    CREATE INDEX jobs_nik ON jobs (nik_hmac, card_type, state);
+    CREATE TABLE blank_adjustments (
+        adjustment_id TEXT PRIMARY KEY,
+        card_type     TEXT NOT NULL,
+        delta         INTEGER NOT NULL,
+        reason        TEXT NOT NULL,
+        at            TEXT NOT NULL
+    );
+    CREATE TABLE cleanings (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        at             TEXT NOT NULL,
+        note           TEXT,
+        after_movement INTEGER NOT NULL          -- the last blank movement before the cleaning
+    );
+    CREATE TRIGGER blank_movements_no_update BEFORE UPDATE ON blank_movements
+        BEGIN SELECT RAISE(ABORT, 'blank movements are append-only'); END;
+    CREATE TRIGGER blank_movements_no_delete BEFORE DELETE ON blank_movements
+        BEGIN SELECT RAISE(ABORT, 'blank movements are append-only'); END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -8,20 +8,19 @@ import signal
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, time, timedelta
-from time import monotonic
 from typing import Any
 
 from kartud.hw.printer import FAULT_CODES as PRINTER_FAULT_CODES, PrinterFault
 
 from . import __version__
 from .clock import Clock, rfc3339
-from .commands import Commands, parse_request
+from .commands import Commands
+from .intake import Intake
 from .devices import build_devices
 from .errors import CommandError, StorageError
 from .mqtt_link import IncomingRequest, MqttLink
 from .press import Press
 from .scheduler import Decision, Facts, decide
-from .signing import check_signature
 from .store import Store
 from .systemd_glue import notify, watchdog_interval
 
@@ -65,6 +64,7 @@ class Daemon:
         self.store = Store(config.store.path, self.clock)
         self.printer, self.encoder = build_devices(config, self.clock)
         self.commands = Commands(self)
+        self.intake = Intake(self)
         self.press = Press(self)
         self.mqtt: MqttLink | None = None
         self.faults: dict[str, datetime] = {}
@@ -72,7 +72,9 @@ class Daemon:
         self.decision: Decision | None = None
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="kartud-store")
         self._device_thread = ThreadPoolExecutor(1, thread_name_prefix="kartud-device")
+        self._cpu_thread = ThreadPoolExecutor(1, thread_name_prefix="kartud-cpu")
         self._printer_info: dict[str, Any] = {"connected": False}
+        self._printer_status = None
         self._encoder_info: dict[str, Any] = {"connected": False, "reader": ""}
         self._status_line = ""
         self.exit_status = 0
@@ -87,6 +89,10 @@ class Daemon:
             log.error("database error: %s", exc)
             self.raise_fault("storage_error", str(exc))
             raise CommandError("storage_error", "the box cannot write its database; nothing was changed") from exc
+
+    async def cpu(self, fn, *args):
+        """Run CPU-heavy work (decoding a submitted image) off the loop, so answers keep flowing."""
+        return await asyncio.get_running_loop().run_in_executor(self._cpu_thread, fn, *args)
 
     async def device(self, fn, *args):
         """Run a blocking device call on the device thread (one at a time, as the hardware needs)."""
@@ -113,12 +119,14 @@ class Daemon:
                       "itself: look at the card and send job/resolve", view["job_id"], extra={"job": view["job_id"]})
         self.paused_reason = await self.db(self.store.get_setting, "paused_reason")
         await self._poll_devices()
+        if self._printer_status is not None and self._printer_status.card_inside:
+            await self._reject_leftover_card()
         self.mqtt = MqttLink(self.config, loop, self._requests.put_nowait, self._on_mqtt_connected)
         self.mqtt.start()
         notify("READY=1")
         log.info("kartud %s ready: station %s, printer %s, store %s", __version__, self.config.station.id,
                  self.config.printer.transport, self.config.store.path)
-        tasks = [asyncio.create_task(coro) for coro in (self._serve_requests(), self._publish_state(),
+        tasks = [asyncio.create_task(coro) for coro in (self.intake.serve(self._requests), self._publish_state(),
                                                         self._poll_devices_forever(), self._watchdog())]
         press_task = asyncio.create_task(self._press_loop())
         for task in (*tasks, press_task):
@@ -134,6 +142,7 @@ class Daemon:
         await self.db(self.store.close)
         self._store_thread.shutdown()
         self._device_thread.shutdown()
+        self._cpu_thread.shutdown()
         self.printer.close()
         log.info("stopped cleanly" if self.exit_status == 0 else "stopped after an internal error")
         return self.exit_status
@@ -178,13 +187,14 @@ class Daemon:
 
     async def _facts(self) -> tuple[Facts, tuple]:
         now = self.clock.now().astimezone(self.tz)
-        counts, stock, queued_by_type, today = await self.db(self._gather, now)
+        counts, stock, queued_by_type, today, since_cleaning, in_doubt_ids = await self.db(self._gather, now)
         return Facts(now=now, paused=self.paused_reason is not None,
                      printer_faults=tuple(f for f in self.faults if f in PRINTER_FAULT_CODES),
                      encoder_fault="encoder_disconnected" in self.faults, queued_by_type=queued_by_type,
                      in_doubt=counts["in_doubt"], in_stock={t: s["in_stock"] for t, s in stock.items()},
                      started_today=today["started"], daily_limit=self.config.limits.daily,
-                     in_press=self.press.current_job is not None), (counts, stock, today)
+                     in_press=self.press.current_job is not None, cards_since_cleaning=since_cleaning,
+                     cleaning_every=self.config.limits.cleaning_every), (counts, stock, today, in_doubt_ids)
 
     def _gather(self, local_now: datetime):
         """One consistent read of what the decision and the state document need (store thread)."""
@@ -193,7 +203,8 @@ class Daemon:
         today = store.cards_started_between(start, start + timedelta(days=1))
         queued = dict(store.conn.execute("SELECT card_type, COUNT(*) FROM jobs WHERE state = 'queued'"
                                          " GROUP BY card_type").fetchall())
-        return store.counts(), store.stock(), queued, today
+        in_doubt = [r[0] for r in store.conn.execute("SELECT job_id FROM jobs WHERE state = 'in_doubt' ORDER BY seq")]
+        return store.counts(), store.stock(), queued, today, store.cards_since_cleaning(), in_doubt
 
     async def _decide(self) -> Decision:
         facts, _ = await self._facts()
@@ -208,7 +219,7 @@ class Daemon:
 
     async def state_document(self) -> dict[str, Any]:
         """The contract's state document, read fresh from the store."""
-        facts, (counts, stock, today) = await self._facts()
+        facts, (counts, stock, today, in_doubt_ids) = await self._facts()
         decision = decide(facts)
         low = self.config.blanks.low_threshold
         return {
@@ -222,9 +233,12 @@ class Daemon:
                       "limit": self.config.limits.daily},
             "next_print_at": rfc3339(decision.next_print_at, self.tz) if decision.next_print_at else None,
             "queue": {"queued": counts["queued"], "in_doubt": counts["in_doubt"]},
+            "in_doubt_jobs": in_doubt_ids[:20],      # extension: which jobs wait for job/resolve
             "blanks": {t: {"in_stock": stock[t]["in_stock"], "low": stock[t]["in_stock"] < low}
                        for t in self.config.station.card_types},
-            "printer": self._printer_info,
+            "printer": {**self._printer_info, "cards_until_cleaning": self._printer_info.get("cards_until_cleaning")
+                        if self._printer_info.get("cards_until_cleaning") is not None
+                        else max(0, self.config.limits.cleaning_every - facts.cards_since_cleaning)},
             "encoder": self._encoder_info,
         }
 
@@ -298,52 +312,26 @@ class Daemon:
 
     # -- requests -----------------------------------------------------------------------------
 
-    async def _serve_requests(self) -> None:
-        """Requests one at a time, in arrival order: PUBACKs must leave in the order the PUBLISHes came."""
-        while True:
-            request = await self._requests.get()
-            if request.expires_at is not None and monotonic() > request.expires_at:
-                # The sender's Message Expiry passed while the request waited here: it no longer wants it.
-                response = {"status": "error", "error": {
-                    "code": "expired", "message": "the request's message expiry passed before the box could handle "
-                                                  "it; nothing was done"}}
-            else:
-                response = await self.answer(request.command, request.payload, retained=request.retain,
-                                             topic=f"{self.config.root}/request/{request.command}")
-            topic = request.response_topic or f"{self.config.root}/response/{request.command}"
-            self.mqtt.publish("", response, topic=topic, correlation_data=request.correlation_data)
-            self.mqtt.ack(request)
-
     async def answer(self, command: str, raw: bytes, retained: bool = False, topic: str | None = None) -> dict[str, Any]:
-        """The full response to one raw request, for any transport. Never raises.
-
-        ``topic`` is the MQTT topic the request came on: requests from the network must carry the
-        signature ``security.signing`` asks for; the local control socket passes None.
-        """
-        request_id = None
-        try:
-            if retained:
-                raise CommandError("retained_request", "requests must not be retained; publish with retain off "
-                                                       "(a retained command would replay on every reconnect)")
-            payload = parse_request(raw, self.config.mqtt.max_payload_bytes)
-            if isinstance(payload.get("request_id"), str):
-                request_id = payload["request_id"][:128]
-            if topic is not None:
-                check_signature(topic, payload, self.config.security.trusted_keys, self.config.security.signing)
-            data = await self.commands.handle(command, payload)
-            body = {"status": "ok", "data": data}
-        except CommandError as error:
-            body = {"status": "error", "error": error.as_error()}
-        except Exception:
-            log.exception("internal error while handling %s", command[:64])
-            body = {"status": "error", "error": {"code": "internal_error",
-                                                 "message": "the box failed to handle this request; it is logged"}}
-        return {"request_id": request_id, **body} if request_id is not None else body
+        """The full response to one raw request, for any transport (see :meth:`Intake.answer`)."""
+        return await self.intake.answer(command, raw, retained, topic)
 
     # -- devices ------------------------------------------------------------------------------
 
+    async def _reject_leftover_card(self) -> None:
+        """A card was left inside by the run that died: it belongs to an in-doubt job (or to nobody), so it
+        goes to the reject box, never on to the output; the operator settles the job with job/resolve."""
+        try:
+            await self.device(self.printer.reject)
+            log.warning("a card was still inside the printer at start; it was sent to the reject box")
+        except PrinterFault as fault:
+            log.error("a card is still inside the printer and could not be sent to the reject box (%s); "
+                      "take it out by hand", fault.code)
+            self.printer_fault(fault)
+
     async def _poll_devices(self) -> None:
         status = await self.device(self.printer.status)
+        self._printer_status = status
         self._printer_info = status.as_dict()
         for code in PRINTER_FAULT_CODES:
             if code in status.faults:

@@ -56,9 +56,13 @@ class Room:
         return os.path.join(self.dir, "daemon.log")
 
     def start(self, wait_online: bool = True) -> "Room":
+        if wait_online:
+            office = self.connect()
+            with office.state_changed:             # wait for this daemon's "online", not a retained one
+                office.availability = None
         self.process = start_daemon(self.config_path, self.log_path, self.env)
         if wait_online:
-            self.connect().wait_availability("online", timeout=20)
+            self.office.wait_availability("online", timeout=20)
         return self
 
     def connect(self) -> OfficeClient:

@@ -9,6 +9,8 @@ from collections import Counter
 
 from conftest import chip_sha
 
+from kartud.daemon.sim_room import start_daemon
+
 
 def _outputs_by_chip(room) -> Counter:
     return Counter(c["chip_files_sha256"] for c in room.cards() if c["destination"] == "output")
@@ -177,3 +179,12 @@ def test_a_request_whose_message_expiry_passes_while_it_waits_is_answered_expire
     answer = room.office.wait_answer(late)
     assert answer["status"] == "error" and answer["error"]["code"] == "expired"
     assert room.query("SELECT COUNT(*) FROM jobs") == [(1,)]
+
+
+def test_a_second_daemon_on_the_same_database_refuses_to_start(room):
+    room.start()
+    second = start_daemon(room.config_path, room.log_path + ".second")
+    assert second.wait(30) == 1
+    with open(room.log_path + ".second") as handle:
+        assert "another kartud is already running" in handle.read()
+    assert room.office.request("status/get", {})["status"] == "ok"     # the first one is unharmed
