@@ -104,6 +104,35 @@ def _topic_prefix(v: str) -> str | None:
     return _mqtt_name(v)
 
 
+def _panel_width(v: int) -> str | None:
+    if not 648 <= v <= 1024 or v % 8:
+        return f"must be a multiple of 8 between 648 and 1024 dots, got {v}"
+    return None
+
+
+def _card_rectangle(v: list) -> str | None:
+    if not v:
+        return None
+    if len(v) != 4 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in v):
+        return "must be [] or [x, y, width, height]: four whole numbers of dots, not negative"
+    x, y, width, height = v
+    if width == 0 or height == 0 or x + width > 1016 or y + height > 648:
+        return "must be a non-empty rectangle inside the 1016x648 landscape card"
+    return None
+
+
+def _printer_command(v, read: bool = False) -> str | None:
+    # An escape command as text: a name (capital letter, small letters), then ;-separated parameters.
+    pattern = r"R[a-z]+(;[ -:<-~]*)*" if read else r"[A-Z][a-z]+(;[ -:<-~]*)*"
+    if not isinstance(v, str) or not re.fullmatch(pattern, v):
+        return f"must be a printer {'read ' if read else ''}command such as {'Rlr;p' if read else 'Pcim;F'}, got {v!r}"
+    return None
+
+
+def _printer_commands(v: list) -> str | None:
+    return next((problem for item in v if (problem := _printer_command(item)) is not None), None)
+
+
 CARD_TYPES = ("KTP_EL", "KIA")
 STANDARD_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400)
 
@@ -154,11 +183,28 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "serial_port": Key(str, "/dev/ttyUSB0", lambda v: None if v else "must not be empty"),
         "serial_baud": Key(int, 9600, _one_of(*STANDARD_BAUDS)),
         "status_poll_s": Key(float, 2.0, _range(0.1, 60.0)),
+        # Extensions (documented in docs/configuration.md and docs/printer.md): the Evolis driver.
+        "reply_timeout_s": Key(float, 5.0, _range(0.1, 120.0)),
+        "move_timeout_s": Key(float, 60.0, _range(1.0, 600.0)),
+        "usb_timeout_s": Key(float, 5.0, _range(0.1, 60.0)),
+        "ribbon": Key(str, "ymcko", _one_of("ymcko", "ymckok")),
+        "colour_bits": Key(int, 6, _one_of(5, 6, 7, 8)),
+        "panel_width": Key(int, 648, _panel_width),
+        "panel_height": Key(int, 1016, _range(1016, 2048)),
+        "panel_rotation": Key(int, 270, _one_of(90, 270)),
+        "black_threshold": Key(int, 0, _range(0, 254)),
+        "overlay_no_varnish": Key(list, [], _card_rectangle),
+        "setup_commands": Key(list, ["Pem;2", "Pcim;F", "Pcrm;D"], _printer_commands),
+        "status_command": Key(str, "Rst", lambda v: _printer_command(v, read=True) if v else None),
     },
     "printer.sim": {
         "output_dir": Key(str, ""),
         "seconds_per_card": Key(float, 15.0, _range(0.01, 3600.0)),
         "feeder_cards": Key(int, 100, _range(0, 1000000)),
+        "hopper_capacity": Key(int, 100, _range(1, 100000)),
+        "reject_box_capacity": Key(int, 20, _range(1, 100000)),
+        "ribbon_prints": Key(int, 300, _range(1, 100000)),
+        "cleaning_every": Key(int, 1000, _range(1, 1000000)),
     },
     "encoder": {
         "backend": Key(str, "pcsc", _one_of("pcsc", "sim", "none")),

@@ -4,27 +4,64 @@ from __future__ import annotations
 
 from kartud.hw.encoder import Encoder
 from kartud.hw.printer import Printer
+from kartud.hw.printer.evolis import EvolisPrinter, EvolisSettings
+from kartud.hw.printer.panels import PanelSettings
 
 
 class DeviceSetupError(Exception):
     """The configured device cannot be used; the message says which key to change."""
 
 
-def build_devices(config, clock) -> tuple[Printer, Encoder | None]:
-    """The printer and (for chip cards) the encoder, as ``[printer]`` and ``[encoder]`` ask."""
-    transport = config.printer.transport
-    if transport != "sim":
-        raise DeviceSetupError(f'printer.transport = "{transport}": the Evolis driver is not part of this version '
-                               'yet; use "sim"')
-    from kartud.hw.sim.printer import SimPrinter
+def printer_settings(config) -> EvolisSettings:
+    """The Evolis driver's settings from ``[printer]``."""
+    section = config.printer
+    panels = PanelSettings(width=section.panel_width, height=section.panel_height, rotation=section.panel_rotation,
+                           colour_bits=section.colour_bits, black_threshold=section.black_threshold,
+                           no_varnish=tuple(section.overlay_no_varnish) or None)
+    return EvolisSettings(panels=panels, ribbon=section.ribbon, reply_timeout_s=section.reply_timeout_s,
+                          move_timeout_s=section.move_timeout_s, setup_commands=tuple(section.setup_commands),
+                          status_command=section.status_command)
 
-    printer = SimPrinter(clock, config.sim_output_dir(), seconds_per_card=config.printer.sim.seconds_per_card,
-                         feeder_cards=config.printer.sim.feeder_cards,
-                         chip_cards="KTP_EL" in config.station.card_types)
+
+def _simulated_printer(config, clock, settings: EvolisSettings):
+    """The in-process simulator, with the same panel geometry as the driver."""
+    from kartud.hw.sim.evolis_sim import EvolisSim, SimSettings
+    from kartud.hw.sim.output import CardOutput
+
+    sim = config.printer.sim
+    return EvolisSim(clock, CardOutput(config.sim_output_dir()), SimSettings(
+        seconds_per_card=sim.seconds_per_card, feeder_cards=sim.feeder_cards, hopper_capacity=sim.hopper_capacity,
+        reject_box_capacity=sim.reject_box_capacity, ribbon_prints=sim.ribbon_prints,
+        cleaning_every=sim.cleaning_every, chip_cards="KTP_EL" in config.station.card_types,
+        panels=settings.panels, status_command=settings.status_command))
+
+
+def build_devices(config, clock) -> tuple[Printer, Encoder | None]:
+    """The printer and (for chip cards) the encoder, as ``[printer]`` and ``[encoder]`` ask.
+
+    Every transport drives the same Evolis driver; ``"sim"`` puts the simulated printer in this
+    process, behind an in-memory pipe, and lets the encoder reach its contactless station.
+    """
+    from kartud.hw.printer.transport import MemoryTransport, SerialTransport
+    from kartud.hw.printer.usb import UsbTransport
+
+    settings = printer_settings(config)
+    section = config.printer
+    sim = None
+    if section.transport == "sim":
+        sim = _simulated_printer(config, clock, settings)
+        transport = MemoryTransport(sim)
+    elif section.transport == "serial":
+        transport = SerialTransport(section.serial_port, section.serial_baud)
+    else:
+        transport = UsbTransport(section.usb_vendor_id, section.usb_product_id, transfer_timeout_s=section.usb_timeout_s)
+    printer = EvolisPrinter(transport, settings)
     backend = config.encoder.backend
     if backend == "none":
         return printer, None
     if backend == "pcsc":
         raise DeviceSetupError('encoder.backend = "pcsc": the PC/SC encoder is not part of this version yet; '
                                'use "sim" (with the simulated printer) or "none"')
-    return printer, Encoder(printer.station_channel(), timeout_s=config.encoder.timeout_s)
+    from kartud.hw.sim.station import SimStationChannel
+
+    return printer, Encoder(SimStationChannel(sim), timeout_s=config.encoder.timeout_s)

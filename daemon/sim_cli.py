@@ -1,9 +1,81 @@
-"""``kartud-sim``: the simulated print room (``demo``) and, later, the printer simulator as its own process."""
+"""``kartud-sim``: the simulated print room (``demo``) and the printer simulator as its own process (``printer``)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import re
+import signal
 import sys
+import threading
+
+
+def _geometry(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)x(\d+)", text)
+    if not match:
+        raise argparse.ArgumentTypeError("must be WIDTHxHEIGHT in dots, such as 648x1016")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _add_printer_parser(commands) -> None:
+    printer = commands.add_parser(
+        "printer", help="a simulated Evolis printer on a pty, for printer.transport = \"serial\"",
+        description="Runs a simulated Evolis card printer on a pseudo-terminal until SIGTERM. Point the daemon's "
+                    "printer.serial_port at PATH. Cards that leave it are recorded in DIR/cards.jsonl.")
+    printer.add_argument("--pty", required=True, metavar="PATH", help="symlink to create to the pty's device")
+    printer.add_argument("--output-dir", default="sim-output", metavar="DIR",
+                         help="where cards.jsonl and <seq>-front.png go (default: %(default)s)")
+    printer.add_argument("--feeder", type=int, default=100, metavar="N", help="blanks in the feeder (default: 100)")
+    printer.add_argument("--seconds-per-card", type=float, default=15.0, metavar="S",
+                         help="time a card takes, feed to eject (default: 15)")
+    printer.add_argument("--no-chip", action="store_true", help="blanks without a chip (KIA)")
+    printer.add_argument("--panel-geometry", type=_geometry, default=(648, 1016), metavar="WxH",
+                         help="panel size in dots; must match printer.panel_width/height (default: 648x1016)")
+    printer.add_argument("--panel-rotation", type=int, choices=(90, 270), default=270,
+                         help="must match printer.panel_rotation (default: 270)")
+    printer.add_argument("--status-command", default="Rst",
+                         help="the status-words read it answers; '' for none (default: Rst)")
+    printer.add_argument("--vpcd", metavar="HOST:PORT",
+                         help="present the parked chip card to pcscd through vpcd (not in this version yet)")
+
+
+def run_printer(args) -> int:
+    """Serve a simulated printer on ``args.pty`` until SIGTERM or SIGINT; return the exit status."""
+    from kartud.hw.printer.panels import PanelSettings
+    from kartud.hw.sim.evolis_sim import EvolisSim, SimSettings
+    from kartud.hw.sim.output import CardOutput
+    from kartud.hw.sim.pty_server import PtyServer
+
+    from .clock import Clock
+
+    logging.basicConfig(level=logging.INFO, format="kartud-sim printer: %(message)s", stream=sys.stderr)
+    if args.vpcd:
+        print("kartud-sim printer: --vpcd is not part of this version yet; the parked card is reachable only "
+              'in-process (printer.transport = "sim", encoder.backend = "sim")', file=sys.stderr)
+        return 2
+    width, height = args.panel_geometry
+    try:
+        settings = SimSettings(seconds_per_card=args.seconds_per_card, feeder_cards=args.feeder,
+                               chip_cards=not args.no_chip, status_command=args.status_command,
+                               panels=PanelSettings(width=width, height=height, rotation=args.panel_rotation))
+    except ValueError as exc:
+        print(f"kartud-sim printer: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    sim = EvolisSim(Clock(), CardOutput(os.path.abspath(args.output_dir)), settings)
+    try:
+        server = PtyServer(sim, args.pty).start()
+    except OSError as exc:
+        print(f"kartud-sim printer: cannot make the pty at {args.pty}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,19 +86,17 @@ def main(argv: list[str] | None = None) -> int:
                                                                   "(emptied first; default: %(default)s)")
     demo.add_argument("--jobs", type=int, default=30, help="how many jobs to submit (default: %(default)s)")
     demo.add_argument("--clock-speed", type=float, default=60.0, help="simulated seconds per real second")
-    commands.add_parser("printer", help="the printer simulator on a pty (not in this version yet)")
+    _add_printer_parser(commands)
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        from .demo import run_demo
+    if args.command == "printer":
+        return run_printer(args)
+    from .demo import run_demo
 
-        try:
-            return run_demo(args.output_dir, jobs=args.jobs, clock_speed=args.clock_speed)
-        except KeyboardInterrupt:
-            print("\ninterrupted; everything the demo started has been stopped", file=sys.stderr)
-            return 130
-    print("kartud-sim printer: the stand-alone printer simulator is not part of this version yet; "
-          'use printer.transport = "sim" (in-process) meanwhile', file=sys.stderr)
-    return 2
+    try:
+        return run_demo(args.output_dir, jobs=args.jobs, clock_speed=args.clock_speed)
+    except KeyboardInterrupt:
+        print("\ninterrupted; everything the demo started has been stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

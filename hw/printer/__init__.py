@@ -28,6 +28,7 @@ class PrinterStatus:
     serial: str = ""
     ribbon_remaining: int | None = None
     cards_until_cleaning: int | None = None
+    counters: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -60,6 +61,10 @@ class Printer:
 
     def reject(self) -> None:
         """Send the card inside to the reject box."""
+        raise NotImplementedError
+
+    def clean(self) -> None:
+        """Run the printer's cleaning cycle (a cleaning card in the feeder, no card inside)."""
         raise NotImplementedError
 
     def close(self) -> None:

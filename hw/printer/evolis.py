@@ -1,0 +1,282 @@
+"""The Evolis printer driver: the Printer interface spoken in escape commands over any Transport."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from . import Printer, PrinterFault, PrinterStatus
+from . import protocol as p
+from .panels import PanelSettings, full_overlay, render_back_black, render_face
+from .transport import Transport, TransportGone
+
+log = logging.getLogger("kartud.printer")
+
+SENSOR_THRESHOLD_V = 2.5     # Rse: about 5 V when the feeder holds cards / the cover is closed, 0 V otherwise
+RIBBONS = ("ymcko", "ymckok")  # ribbons with a colour set for the front; "ymckok" adds a black panel for the back
+
+
+@dataclass(frozen=True)
+class EvolisSettings:
+    """What the driver needs to know beyond the transport; every default is documented in docs/printer.md."""
+
+    panels: PanelSettings = field(default_factory=PanelSettings)
+    ribbon: str = "ymcko"
+    reply_timeout_s: float = 5.0
+    move_timeout_s: float = 60.0
+    setup_commands: tuple[str, ...] = ("Pem;2", "Pcim;F", "Pcrm;D")
+    status_command: str = "Rst"
+
+
+class EvolisPrinter(Printer):
+    """An Evolis card printer (Primacy / Zenius dialect) on ``transport``.
+
+    Every exchange is one command and one reply, each bounded by a timeout, under a lock so that a
+    status poll never interleaves with a card's commands. A vanished device or a reply that cannot
+    be trusted drops the link; the next call (normally the daemon's status poll) reconnects.
+
+    >>> from kartud.hw.printer.transport import MemoryTransport
+    >>> class Mute:
+    ...     def feed(self, data): return b""
+    >>> printer = EvolisPrinter(MemoryTransport(Mute()), EvolisSettings(reply_timeout_s=0.01))
+    >>> printer.status().faults
+    ('printer_disconnected',)
+    """
+
+    def __init__(self, transport: Transport, settings: EvolisSettings | None = None):
+        self.transport = transport
+        self.settings = settings or EvolisSettings()
+        self.model = ""
+        self.serial = ""
+        self.firmware = ""
+        self._lock = threading.RLock()
+        self._ready = False
+        self._lost_reason: str | None = None
+        self._unsupported: set[str] = set()     # reads this printer answered with ERROR CDE
+        self._counters: dict[str, int] = {}
+
+    # -- the link ---------------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        """Open the transport, learn who the printer is and send the setup commands."""
+        if self._ready and self.transport.is_open:
+            return
+        self._ready = False
+        self.transport.close()
+        try:
+            self.transport.open()
+        except TransportGone as exc:
+            raise self._disconnected(str(exc)) from None
+        self.model = self._optional_read("Rtp") or ""
+        self.serial = self._optional_read("Rsn") or ""
+        self.firmware = self._optional_read("Rfv") or ""
+        for text in self.settings.setup_commands:
+            reply = self._talk(p.raw_command(text), text, self.settings.reply_timeout_s)
+            if reply == p.UNKNOWN_COMMAND:
+                log.warning("the printer does not know the setup command %s; going on without it", text)
+            elif reply != p.OK:
+                log.warning("the printer answered %r to the setup command %s", reply[:40], text)
+        self._ready = True
+        self._read_counters()
+        log.info("printer connected over %s: %s, serial %s, firmware %s", self.transport.description,
+                 self.model or "?", self.serial or "?", self.firmware or "?")
+        self._lost_reason = None
+
+    def _disconnected(self, reason: str) -> PrinterFault:
+        """Drop the link and say so once; the fault to raise."""
+        self._ready = False
+        self.transport.close()
+        if self._lost_reason is None:
+            log.warning("the printer is not reachable over %s: %s", self.transport.description, reason)
+        self._lost_reason = reason
+        return PrinterFault("printer_disconnected", f"the printer is not reachable: {reason}")
+
+    def _talk(self, frame: bytes, what: str, timeout_s: float) -> str:
+        """Send one command, return its reply's text. Never waits longer than the timeouts."""
+        try:
+            self.transport.discard_input()
+            self.transport.write(frame, self.settings.reply_timeout_s)
+            return p.decode_reply(self._read_reply(what, timeout_s), what)
+        except TransportGone as exc:
+            raise self._disconnected(str(exc)) from None
+        except p.ProtocolError as exc:
+            self._disconnected(str(exc))
+            raise
+
+    def _read_reply(self, what: str, timeout_s: float) -> bytes:
+        deadline = time.monotonic() + timeout_s
+        received = bytearray()
+        while True:
+            text = bytes(received).lstrip(p.REPLY_ENDS)
+            ends = [i for i in (text.find(bytes([b])) for b in p.REPLY_ENDS) if i >= 0]
+            if text and ends:
+                return text[:min(ends)]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if text:
+                    raise p.ProtocolError(f"the reply to {what} was cut short: {len(text)} bytes and no end "
+                                          f"within {timeout_s:g} s")
+                raise p.ProtocolError(f"no reply to {what} within {timeout_s:g} s")
+            received += self.transport.read(remaining)
+
+    def _command(self, frame: bytes, what: str, timeout_s: float | None = None) -> None:
+        """Connect if needed, send a command that must answer OK."""
+        self._connect()
+        p.check_ok(what, self._talk(frame, what, timeout_s or self.settings.reply_timeout_s))
+
+    def _read(self, name: str, *params: str) -> str:
+        what = ";".join((name, *params))
+        reply = self._talk(p.read(name, *params), what, self.settings.reply_timeout_s)
+        if reply == p.UNKNOWN_COMMAND:
+            self._unsupported.add(what)
+        return reply
+
+    def _optional_read(self, name: str, *params: str) -> str | None:
+        """A read some printers may not know: None once the printer answered ERROR CDE to it."""
+        what = ";".join((name, *params))
+        if what in self._unsupported:
+            return None
+        reply = self._read(name, *params)
+        if reply == p.UNKNOWN_COMMAND:
+            log.info("the printer does not know %s; that part of its status is not watched", what)
+            return None
+        return reply
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def status(self) -> PrinterStatus:
+        """Connect if needed and read card position, sensors, ribbon, cleaning and hopper state.
+        Never raises: an unreachable printer is ``connected=False`` with ``printer_disconnected``."""
+        with self._lock:
+            try:
+                self._connect()
+                return self._read_status()
+            except PrinterFault as fault:          # every read failure is a ProtocolError: the link is suspect
+                if self._ready:
+                    self._disconnected(str(fault))
+                return PrinterStatus(connected=False, faults=("printer_disconnected",), model=self.model,
+                                     serial=self.serial, extra={"reason": str(fault)})
+
+    def _read_status(self) -> PrinterStatus:
+        faults: set[str] = set()
+        position = p.parse_card_position(self._read("Rlr", "p"))
+        if position == "jammed":
+            faults.add("card_jam")
+        for sensor, fault in (("f", "feeder_empty"), ("o", "cover_open")):
+            reply = self._optional_read("Rse", sensor)
+            if reply is not None and p.parse_volts(reply) < SENSOR_THRESHOLD_V:
+                faults.add(fault)
+        remaining = None
+        ribbon = self._optional_read("Rrt", "count")
+        if ribbon is not None and p.is_error(ribbon):
+            faults.add(p.fault_for_error(ribbon))
+        elif ribbon is not None:
+            remaining = p.parse_count(ribbon, "Rrt;count")
+            if remaining == 0:
+                faults.add("ribbon_ended")
+        cleaning = self._optional_read("Rlr", "r")
+        if cleaning is not None and p.is_error(cleaning):
+            faults.add("cleaning_required")
+        if self._optional_read("Rlr", "h") == "CARD":
+            faults.add("hopper_full")
+        words = self._status_words()
+        if words is not None:
+            faults |= words.faults()
+            position = position or words.card_position()
+        return PrinterStatus(connected=True, faults=tuple(sorted(faults)), card_inside=position is not None,
+                             model=self.model, serial=self.serial, ribbon_remaining=remaining,
+                             counters=dict(self._counters),
+                             extra={"card_position": position, "firmware": self.firmware})
+
+    def _status_words(self) -> p.StatusWords | None:
+        command = self.settings.status_command
+        if not command:
+            return None
+        reply = self._optional_read(command)
+        if reply is None:
+            return None
+        try:
+            return p.StatusWords.parse(reply)
+        except p.ProtocolError:
+            log.info("the printer's answer to %s is not status words; reject box and head temperature are then "
+                     "known only from its error replies", command)
+            self._unsupported.add(command)
+            return None
+
+    def _read_counters(self) -> None:
+        """Panels printed, cards inserted and cleanings done (``Rco``), kept for the status."""
+        for key, name in (("p", "panels_printed"), ("c", "cards_inserted"), ("n", "cleanings")):
+            reply = self._optional_read("Rco", key)
+            if reply is not None and reply.isdigit():
+                self._counters[name] = int(reply)
+
+    def _card_position(self) -> str | None:
+        return p.parse_card_position(self._read("Rlr", "p"))
+
+    # -- a card's way -----------------------------------------------------------------------------
+
+    def insert_card(self, contactless: bool) -> None:
+        """``Sic`` (to the contactless station) or ``Si`` (to the print position), then check it arrived."""
+        frame, what, wanted = ((p.insert_contactless(), "Sic", "contactless") if contactless
+                               else (p.insert_card(), "Si", "print"))
+        with self._lock:
+            self._command(frame, what, self.settings.move_timeout_s)
+            where = self._card_position()
+            if where != wanted:
+                raise PrinterFault("card_jam", f"after {what} the card is at {where or 'no known place'}, "
+                                               f"not the {wanted} position")
+
+    def print_card(self, front_png: bytes, back_png: bytes | None) -> None:
+        """Download the front's panels (``Ss``, ``Sr``, ``Db`` y m c k, O), and the back in black
+        (``Sv``, ``Db;k``) if given. The sequence stays open: :meth:`eject` ends it with ``Se``, which
+        prints the last panel and ejects; :meth:`reject` sends the card to the reject box instead."""
+        settings = self.settings.panels
+        front = render_face(front_png, settings)       # before taking the lock: the poll need not wait
+        back = render_back_black(back_png, settings) if back_png else None
+        with self._lock:
+            self._command(p.set_ribbon(self.settings.ribbon), "Pr")
+            self._command(p.start_sequence(), "Ss")
+            self._command(p.front_side(), "Sr")
+            for panel in ("y", "m", "c"):
+                self._download(panel, settings.colour_bits, front[panel])
+            self._download("k", 1, front["k"])
+            if full_overlay(settings):
+                self._command(p.fill_panel("o", 255), "Wcb;o", self.settings.move_timeout_s)
+            else:
+                self._download("o", 1, front["o"])
+            if back is not None:
+                self._command(p.back_side(), "Sv")
+                self._download("k", 1, back)
+
+    def _download(self, panel: str, bits: int, data: bytes) -> None:
+        # Downloading a panel may make the printer print the previous one first: the long timeout.
+        self._command(p.download_panel(panel, bits, data), f"Db;{panel}", self.settings.move_timeout_s)
+
+    def eject(self) -> None:
+        """``Se``: finish printing and eject to the output hopper."""
+        self._move_out(p.end_sequence(), "Se")
+
+    def reject(self) -> None:
+        """``Ser``: the card inside goes to the reject box."""
+        self._move_out(p.reject_card(), "Ser")
+
+    def _move_out(self, frame: bytes, what: str) -> None:
+        with self._lock:
+            self._command(frame, what, self.settings.move_timeout_s)
+            where = self._card_position()
+            if where is not None:
+                raise PrinterFault("card_jam", f"after {what} a card is still inside ({where})")
+            self._read_counters()
+
+    def clean(self) -> None:
+        """``Scp``: the cleaning cycle."""
+        with self._lock:
+            self._command(p.clean_printer(), "Scp", self.settings.move_timeout_s)
+            self._read_counters()
+
+    def close(self) -> None:
+        with self._lock:
+            self._ready = False
+            self.transport.close()

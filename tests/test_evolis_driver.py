@@ -1,0 +1,249 @@
+"""The Evolis driver against the simulator over a real pty (pyserial) and through pyusb's backend interface."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+from PIL import Image, ImageChops
+
+from kartud.hw.printer import PrinterFault
+from kartud.hw.printer.evolis import EvolisSettings
+from kartud.hw.printer.panels import PanelSettings
+from kartud.hw.sim.evolis_sim import SimSettings
+from printer_fixtures import TRANSPORTS, face_png, link, read_cards
+
+FRONT = face_png()
+# Faults that stop a blank from being fed: the printer refuses Sic and says why.
+FEED_FAULTS = ("feeder_empty", "cover_open", "no_ribbon", "ribbon_ended", "reject_box_full", "hopper_full",
+               "head_cooling", "cleaning_required")
+
+
+def print_one(printer, contactless: bool = True) -> None:
+    printer.insert_card(contactless)
+    printer.print_card(FRONT, None)
+    printer.eject()
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_a_card_goes_through_and_the_simulator_saw_the_face_that_was_sent(kind, tmp_path):
+    with link(kind, tmp_path) as joined:
+        printer = joined.printer
+        before = printer.status()
+        assert before.connected and before.faults == () and not before.card_inside
+        assert before.model.startswith("Evolis") and before.serial == "SIM0001"
+
+        printer.insert_card(True)
+        parked = printer.status()
+        assert parked.card_inside and parked.extra["card_position"] == "contactless"
+        assert joined.sim.card_at_station() is not None
+        printer.print_card(FRONT, face_png((255, 255, 255)))
+        assert printer.status().extra["card_position"] == "print"
+        printer.eject()
+
+        after = printer.status()
+        assert not after.card_inside and after.ribbon_remaining == before.ribbon_remaining - 1
+        assert after.counters == {"panels_printed": 6, "cards_inserted": 1, "cleanings": 0}
+    [card] = read_cards(tmp_path)
+    assert card["destination"] == "output" and card["panels"] == ["y", "m", "c", "k", "o"]
+    assert card["chip_uid"] and card["chip_files_sha256"] is None       # a chip nobody wrote
+    with Image.open(tmp_path / "cards" / "1-front.png") as printed, Image.open(io.BytesIO(FRONT)) as sent:
+        assert printed.size == (1016, 648)
+        worst = max(high for _, high in ImageChops.difference(printed.convert("RGB"), sent.convert("RGB")).getextrema())
+        assert worst <= 3                                                  # 6-bit quantisation of each dye
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_a_card_fed_to_the_print_position_and_rejected(kind, tmp_path):
+    with link(kind, tmp_path) as joined:
+        joined.printer.insert_card(False)
+        assert joined.printer.status().extra["card_position"] == "print"
+        joined.printer.reject()
+        assert not joined.printer.status().card_inside
+    assert [(c["destination"], c["panels"]) for c in read_cards(tmp_path)] == [("reject", [])]
+    assert not (tmp_path / "cards" / "1-front.png").exists()
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+@pytest.mark.parametrize("fault", FEED_FAULTS)
+def test_a_fault_is_reported_refuses_the_feed_and_clears(kind, fault, tmp_path):
+    with link(kind, tmp_path) as joined:
+        printer, sim = joined.printer, joined.sim
+        sim.inject(fault)
+        assert fault in printer.status().faults
+        with pytest.raises(PrinterFault) as refused:
+            printer.insert_card(True)
+        assert refused.value.code == fault
+        assert not printer.status().card_inside and sim.feeder in (0, SimSettings().feeder_cards)
+        sim.clear(fault)
+        assert printer.status().faults == ()
+        print_one(printer)
+    assert [c["destination"] for c in read_cards(tmp_path)] == ["output"]
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+@pytest.mark.parametrize("fault", ("ribbon_ended", "head_cooling", "no_ribbon"))
+def test_a_fault_while_printing_leaves_the_card_for_the_reject_box(kind, fault, tmp_path):
+    with link(kind, tmp_path) as joined:
+        printer, sim = joined.printer, joined.sim
+        sim.arm("print", fault)
+        printer.insert_card(True)
+        with pytest.raises(PrinterFault) as failed:
+            printer.print_card(FRONT, None)
+        assert failed.value.code == fault
+        assert printer.status().card_inside
+        printer.reject()                                # the blank is spoiled, the printer is free
+        sim.clear(fault)
+        assert printer.status().faults == ()
+        print_one(printer)
+    assert [c["destination"] for c in read_cards(tmp_path)] == ["reject", "output"]
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+@pytest.mark.parametrize("step", ("feed", "print", "eject"))
+def test_a_jam_holds_the_card_until_a_person_pulls_it_out(kind, step, tmp_path):
+    with link(kind, tmp_path) as joined:
+        printer, sim = joined.printer, joined.sim
+        sim.arm(step, "card_jam")
+        with pytest.raises(PrinterFault) as jammed:
+            print_one(printer)
+        assert jammed.value.code == "card_jam"
+        status = printer.status()
+        assert "card_jam" in status.faults and status.card_inside     # the daemon must not feed again
+        with pytest.raises(PrinterFault, match="ERR MECHANICAL"):
+            printer.reject()                                          # nothing moves: the card's fate is unknown
+        sim.clear("card_jam")
+        status = printer.status()
+        assert status.faults == () and not status.card_inside
+        print_one(printer)
+    assert [c["destination"] for c in read_cards(tmp_path)] == ["output"]  # the jammed card left by hand
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_a_full_reject_box_refuses_the_reject(kind, tmp_path):
+    with link(kind, tmp_path) as joined:
+        joined.printer.insert_card(True)
+        joined.sim.arm("reject", "reject_box_full")
+        with pytest.raises(PrinterFault) as refused:
+            joined.printer.reject()
+        assert refused.value.code == "reject_box_full"
+        assert set(joined.printer.status().faults) == {"reject_box_full"}
+        joined.sim.clear("reject_box_full")
+        joined.printer.reject()
+    assert [c["destination"] for c in read_cards(tmp_path)] == ["reject"]
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_unplug_and_replug_reconnects_by_itself_with_the_parked_card_still_there(kind, tmp_path):
+    with link(kind, tmp_path) as joined:
+        printer = joined.printer
+        print_one(printer)
+        printer.insert_card(True)
+        joined.unplug()
+        status = printer.status()
+        assert not status.connected and status.faults == ("printer_disconnected",)
+        with pytest.raises(PrinterFault) as gone:
+            printer.print_card(FRONT, None)
+        assert gone.value.code == "printer_disconnected"
+        assert printer.status().faults == ("printer_disconnected",)   # still out: asked again, still no
+        joined.replug()
+        status = printer.status()
+        assert status.connected and status.faults == () and status.card_inside
+        printer.reject()
+        print_one(printer)
+    assert [c["destination"] for c in read_cards(tmp_path)] == ["output", "reject", "output"]
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+@pytest.mark.parametrize("reply, expected", [
+    (None, "no reply to Sic within"),                 # the printer says nothing
+    (b"O", "cut short"),                               # half a reply, no end
+    (b"\xffK\xfe\r", "garbled"),                       # line noise
+    (b"MAYBE\r", "unexpected reply to Sic"),          # text, but not an answer to this command
+    (b"ERROR CDE\r", "does not know the command Sic"),
+])
+def test_a_bad_reply_is_a_clear_error_within_the_timeout_and_the_link_recovers(kind, reply, expected, tmp_path):
+    settings = EvolisSettings(reply_timeout_s=0.3, move_timeout_s=0.3)
+    with link(kind, tmp_path, settings=settings) as joined:
+        printer = joined.printer
+        assert printer.status().connected
+        joined.sim.reply_overrides.append(reply)
+        started = time.monotonic()
+        with pytest.raises(PrinterFault, match=expected) as failed:
+            printer.insert_card(True)
+        assert time.monotonic() - started < 1.5
+        assert failed.value.code == "printer_disconnected"
+        status = printer.status()                         # reconnects, and sees the card the printer did feed
+        assert status.connected and status.card_inside
+        printer.reject()
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_polling_while_a_card_prints_never_mixes_the_bytes(kind, tmp_path):
+    with link(kind, tmp_path) as joined:
+        printer, errors, done = joined.printer, [], threading.Event()
+
+        def poll():
+            while not done.is_set():
+                status = printer.status()
+                if not status.connected:
+                    errors.append(status.extra)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        try:
+            for _ in range(2):
+                print_one(printer)
+        finally:
+            done.set()
+            poller.join(10)
+        assert errors == []
+    assert [c["destination"] for c in read_cards(tmp_path)] == ["output", "output"]
+
+
+def test_a_printer_without_the_status_words_read_is_watched_through_the_documented_reads(tmp_path):
+    with link("serial", tmp_path, sim_settings=SimSettings(status_command="")) as joined:
+        printer, sim = joined.printer, joined.sim
+        assert printer.status().faults == ()
+        sim.inject("cover_open")
+        assert printer.status().faults == ("cover_open",)               # Rse;o still tells
+        sim.clear("cover_open")
+        sim.inject("reject_box_full")
+        assert printer.status().faults == ()                            # only the status words would tell
+        with pytest.raises(PrinterFault) as refused:
+            printer.insert_card(True)
+        assert refused.value.code == "reject_box_full"                  # the error reply does
+
+
+def test_setup_commands_the_printer_does_not_know_are_skipped(tmp_path, caplog):
+    settings = EvolisSettings(setup_commands=("Pem;2", "Pxyz;1"), reply_timeout_s=2.0, move_timeout_s=5.0)
+    with link("usb", tmp_path, settings=settings) as joined:
+        assert joined.printer.status().connected
+        assert joined.sim.parameters["Pem"] == ["2"]
+    assert "does not know the setup command Pxyz;1" in caplog.text
+
+
+def test_a_partial_overlay_is_downloaded_and_a_full_one_filled(tmp_path):
+    panels = PanelSettings(no_varnish=(800, 200, 120, 150))
+    settings = EvolisSettings(panels=panels, reply_timeout_s=2.0, move_timeout_s=5.0)
+    with link("usb", tmp_path, settings=settings, sim_settings=SimSettings(panels=panels)) as joined:
+        print_one(joined.printer)
+        bits, overlay = joined.sim.last_front["o"]
+    assert bits == 1 and overlay.count(0) > 0 and overlay.count(0xFF) > 0
+
+
+def test_the_head_heats_with_cards_in_a_row_and_cools_with_time(tmp_path):
+    with link("memory", tmp_path, sim_settings=SimSettings(seconds_per_card=15.0)) as joined:
+        printer, sim, printed = joined.printer, joined.sim, 0
+        while "head_cooling" not in printer.status().faults:
+            print_one(printer)
+            printed += 1
+            assert printed < 40
+        assert 10 <= printed <= 25
+        with pytest.raises(PrinterFault, match="HEAD TEMP"):
+            printer.insert_card(True)
+        sim.clock.advance(600)                           # ten minutes' rest
+        assert printer.status().faults == ()
+        print_one(printer)

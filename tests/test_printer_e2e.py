@@ -1,0 +1,180 @@
+"""The daemon process on printer.transport = "serial", against the simulator on a pty, through a real mosquitto."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from PIL import Image, ImageChops
+
+from conftest import SMALL_FRONT
+from kartud.daemon.clock import Clock
+from kartud.hw.printer.evolis import EvolisPrinter
+from kartud.hw.printer.transport import SerialTransport
+from kartud.hw.sim.evolis_sim import EvolisSim, SimSettings
+from kartud.hw.sim.output import CardOutput
+from kartud.hw.sim.pty_server import PtyServer
+from printer_fixtures import SerialRoom, SimProcess, UsbRoom, wait_until
+
+# Faults found before a blank is fed: the job waits in the queue, nothing is spoiled.
+FEED_FAULTS = ("feeder_empty", "cover_open", "no_ribbon", "ribbon_ended", "reject_box_full", "hopper_full",
+               "cleaning_required", "head_cooling")
+
+
+@pytest.fixture
+def serial_room(tmp_path, broker):
+    room = SerialRoom(tmp_path / "room", broker)
+    os.makedirs(room.dir, exist_ok=True)
+    room.pty_path = os.path.join(room.dir, "ttyEVOLIS")
+    yield room
+    room.close()
+
+
+@pytest.fixture
+def pty_sim(serial_room):
+    """A simulator in this process on the room's pty, so the test can open its cover and jam its cards."""
+    sim = EvolisSim(Clock(), CardOutput(os.path.join(serial_room.dir, "cards")),
+                    SimSettings(seconds_per_card=0.3, chip_cards=False))
+    server = PtyServer(sim, serial_room.pty_path).start()
+    yield sim, server
+    server.stop()
+
+
+def _states(room, job_id: str) -> list[tuple]:
+    return [(e["job"]["state"], e["job"]["step"]) for e in room.seen if e["job"]["job_id"] == job_id]
+
+
+def test_kartud_sim_printer_runs_alone_and_the_daemon_prints_through_it(serial_room):
+    room = serial_room
+    sim = SimProcess(room.pty_path, os.path.join(room.dir, "cards"), "--no-chip", "--seconds-per-card", "0.3")
+    try:
+        room.start()
+        room.receive_blanks(5, "KIA")
+        job = room.job("KIA")
+        assert room.submit(job)["status"] == "ok"
+        printed = room.wait_state(job["job_id"], "printed")["job"]
+        assert _states(room, job["job_id"]) == [("queued", None), ("printing", "feeding"), ("printing", "printing"),
+                                                 ("printing", "ejecting"), ("printed", None)]
+        assert printed["attempts"] == 1
+        state = room.office.wait_state(lambda s: s["printer"]["connected"] and s["printer"]["serial"] == "SIM0001")
+        assert state["printer"]["model"].startswith("Evolis")
+        [card] = room.cards()
+        assert card["destination"] == "output" and card["panels"] == ["y", "m", "c", "k", "o"]
+        with Image.open(os.path.join(room.dir, "cards", "1-front.png")) as seen, Image.open(io.BytesIO(SMALL_FRONT)) \
+                as sent:
+            difference = ImageChops.difference(seen.convert("RGB"), sent.convert("RGB")).getextrema()
+        assert max(high for _, high in difference) <= 3          # the face the panels carried, 6-bit dyes
+
+        # The daemon dies with a card inside: the printer keeps it parked for whoever comes next.
+        second = room.job("KIA")
+        room.submit(second)
+        room.wait_event(lambda j: j["job_id"] == second["job_id"] and j["step"] == "printing")
+        room.kill()
+        printer = EvolisPrinter(SerialTransport(room.pty_path, 115200))
+        try:
+            assert printer.status().card_inside
+            printer.reject()
+        finally:
+            printer.close()
+        assert [c["destination"] for c in room.cards()] == ["output", "reject"]
+    finally:
+        assert sim.stop() == 0
+    assert not os.path.lexists(room.pty_path)                     # SIGTERM: it cleaned up its symlink
+
+
+def test_each_fault_before_the_feed_holds_the_job_and_printing_resumes_when_it_clears(serial_room, pty_sim):
+    sim, _ = pty_sim
+    room = serial_room.start()
+    room.receive_blanks(20, "KIA")
+    for number, fault in enumerate(FEED_FAULTS, 1):
+        sim.inject(fault)
+        job = room.job("KIA")
+        room.submit(job)       # the poll may see the fault first, or the refused feed may tell: the same end
+        state = room.office.wait_state(lambda s: s["queue"]["queued"] == 1 and s["reason"] == "printer_fault"
+                                       and fault in [f["code"] for f in s["faults"]])
+        assert state["mode"] == ("waiting" if fault == "head_cooling" else "fault"), fault  # heat needs only time
+        assert room.office.request("job/get", {"job_id": job["job_id"]})["data"]["state"] == "queued"
+        sim.clear(fault)
+        printed = room.wait_state(job["job_id"], "printed")["job"]
+        assert printed["attempts"] == 1, fault                   # nothing was fed while the fault held
+        assert len(room.cards()) == number
+    assert {c["destination"] for c in room.cards()} == {"output"}
+    stock = room.query("SELECT in_stock, printed, spoiled FROM blank_stock WHERE card_type = 'KIA'")
+    assert stock == [(20 - len(FEED_FAULTS), len(FEED_FAULTS), 0)]
+
+
+@pytest.mark.parametrize("fault", ("ribbon_ended", "head_cooling"))
+def test_a_fault_mid_card_sends_it_to_the_reject_box_spoils_the_blank_and_requeues_the_job(serial_room, pty_sim, fault):
+    sim, _ = pty_sim
+    room = serial_room.start()
+    room.receive_blanks(5, "KIA")
+    sim.arm("print", fault)
+    job = room.job("KIA")
+    room.submit(job)
+    requeued = room.wait_event(lambda j: j["job_id"] == job["job_id"] and j["state"] == "queued" and j["attempts"])
+    assert requeued["job"]["attempts"] == 1
+    room.wait_fault(fault)
+    assert [c["destination"] for c in room.cards()] == ["reject"]
+    sim.clear(fault)
+    printed = room.wait_state(job["job_id"], "printed", timeout=20)["job"]
+    assert printed["attempts"] == 2
+    assert [c["destination"] for c in room.cards()] == ["reject", "output"]
+    stock = room.query("SELECT in_stock, printed, spoiled FROM blank_stock WHERE card_type = 'KIA'")
+    assert stock == [(3, 1, 1)]
+
+
+def test_a_jam_mid_card_leaves_the_job_in_doubt_until_a_person_clears_it(serial_room, pty_sim):
+    sim, _ = pty_sim
+    room = serial_room.start()
+    room.receive_blanks(5, "KIA")
+    sim.arm("print", "card_jam")
+    job = room.job("KIA")
+    room.submit(job)
+    doubtful = room.wait_state(job["job_id"], "in_doubt")["job"]    # the reject failed too: fate unknown
+    assert doubtful["attempts"] == 1
+    room.wait_fault("card_jam")
+    assert room.cards() == []
+    sim.clear("card_jam")                                           # the operator pulls the card out
+    room.wait_fault("card_jam", active=False)
+
+
+def test_unplugging_the_printer_raises_printer_disconnected_and_replugging_carries_on(serial_room, pty_sim):
+    sim, server = pty_sim
+    room = serial_room.start()
+    pid = room.process.pid
+    room.receive_blanks(5, "KIA")
+    server.unplug()
+    room.wait_fault("printer_disconnected")
+    assert room.office.wait_state(lambda s: not s["printer"]["connected"])
+    job = room.job("KIA")
+    room.submit(job)
+    server.replug()
+    room.wait_fault("printer_disconnected", active=False)
+    assert room.wait_state(job["job_id"], "printed")["job"]["attempts"] == 1
+    assert room.process.poll() is None and room.process.pid == pid   # the same daemon, never restarted
+    wait_until(lambda: len(room.cards()) == 1, what="the card in cards.jsonl")
+
+
+def test_the_same_holds_on_usb_unplugged_and_replugged_under_a_running_daemon(tmp_path, broker):
+    room = UsbRoom(tmp_path / "room", broker)
+    os.makedirs(room.dir, exist_ok=True)
+    try:
+        room.start()
+        pid = room.process.pid
+        room.receive_blanks(5, "KIA")
+        first = room.job("KIA")
+        room.submit(first)
+        room.wait_state(first["job_id"], "printed")
+        room.unplug()
+        room.wait_fault("printer_disconnected")
+        second = room.job("KIA")
+        room.submit(second)
+        room.replug()
+        room.wait_fault("printer_disconnected", active=False)
+        assert room.wait_state(second["job_id"], "printed")["job"]["attempts"] == 1
+        assert room.process.poll() is None and room.process.pid == pid
+        assert [c["destination"] for c in room.cards()] == ["output", "output"]
+        assert "detached the kernel's driver" in room.log()
+    finally:
+        room.close()
