@@ -87,8 +87,7 @@ class Commands:
         """The answer to one submission once its transaction committed (``result`` from ``submit_jobs``)."""
         if isinstance(result, CommandError):
             raise result
-        view, resubmitted = result
-        position = await self.daemon.db(self.daemon.store.queue_position, job.job_id)
+        view, resubmitted, position = result
         if not resubmitted:
             self.daemon.job_changed(view)
             log.info("job %s queued (%s, priority %d)", job.job_id, job.card_type, job.priority,

@@ -46,21 +46,32 @@ class Intake:
 
     async def answer_batch(self, batch: list[IncomingRequest]) -> list[dict[str, Any]]:
         responses: list[dict[str, Any] | None] = [None] * len(batch)
-        pending: list[tuple[int, str | None, Any]] = []    # submissions waiting for the group commit
+        pending: list[tuple[int, str | None, asyncio.Future]] = []   # submissions waiting for the group commit
 
         async def commit_pending() -> None:
             if not pending:
                 return
-            jobs = [job for _, _, job in pending]
+            prepared = []                                   # (index, request_id, job) of the valid ones
+            for index, request_id, validation in pending:
+                try:
+                    prepared.append((index, request_id, await validation))
+                except CommandError as error:
+                    responses[index] = _with_id(request_id, {"status": "error", "error": error.as_error()})
+                except Exception:
+                    log.exception("internal error while validating a submission")
+                    responses[index] = _with_id(request_id, dict(INTERNAL))
+            pending.clear()
+            if not prepared:
+                return
+            jobs = [job for _, _, job in prepared]
             try:
                 results = await self.daemon.db(self.daemon.store.submit_jobs, jobs)
             except CommandError as error:                  # the database failed: every one is refused
                 results = [error] * len(jobs)
             crash_point("after_submit_commit")              # committed, not yet answered nor acknowledged
-            for (index, request_id, job), result in zip(pending, results):
+            for (index, request_id, job), result in zip(prepared, results):
                 responses[index] = await self._wrap(request_id, "job/submit",
                                                     self.daemon.commands.finish_submit(job, result))
-            pending.clear()
 
         for index, request in enumerate(batch):
             if request.expires_at is not None and monotonic() > request.expires_at:
@@ -73,12 +84,9 @@ class Intake:
                 if refusal is not None:
                     responses[index] = refusal
                     continue
-                try:
-                    job = await self.daemon.commands.prepare_submit(payload)
-                except CommandError as error:
-                    responses[index] = _with_id(request_id, {"status": "error", "error": error.as_error()})
-                    continue
-                pending.append((index, request_id, job))
+                # Validation (decoding the images) runs on the CPU threads while the next ones are read.
+                validation = asyncio.ensure_future(self.daemon.commands.prepare_submit(payload))
+                pending.append((index, request_id, validation))
                 continue
             await commit_pending()                          # keep the order: earlier submissions first
             responses[index] = await self.answer(request.command, request.payload, request.retain, topic)

@@ -31,19 +31,19 @@ class JobLedger:
         result = self.submit_jobs([job])[0]
         if isinstance(result, CommandError):
             raise result
-        return result
+        return result[0], result[1]
 
-    def submit_jobs(self, jobs: list[J.NewJob]) -> list[tuple[dict[str, Any], bool] | CommandError]:
+    def submit_jobs(self, jobs: list[J.NewJob]) -> list[tuple[dict[str, Any], bool, int | None] | CommandError]:
         """Queue several jobs in ONE transaction (group commit: one fsync for all), each in its own
-        savepoint so that one refusal leaves the others alone. Returns, per job, ``(view, resubmitted)``
-        or the :class:`CommandError` refusing it.
+        savepoint so that one refusal leaves the others alone. Returns, per job, ``(view, resubmitted,
+        queue_position)`` or the :class:`CommandError` refusing it.
 
         The same ``job_id`` with the same content answers the existing job (a QoS 1 redelivery or a
         producer's retry); different content is ``job_id_conflict``; a record already held by another
         job is ``duplicate_record``; a NIK that already has a card of the type, without ``reprint``,
         is ``duplicate_nik``.
         """
-        results: list[tuple[dict[str, Any], bool] | CommandError] = []
+        results: list = []
         with self.transaction() as conn:
             for job in jobs:
                 conn.execute("SAVEPOINT submit")
@@ -54,7 +54,31 @@ class JobLedger:
                     conn.execute("ROLLBACK TO submit")
                     conn.execute("RELEASE submit")
                     results.append(refusal)
-        return results
+            return self._with_positions(conn, results)
+
+    def _with_positions(self, conn, results: list) -> list:
+        """Add each new job's queue position, from one count per priority rather than one scan per job.
+
+        New jobs have the highest sequence numbers, so the jobs ahead of one are all of higher priority
+        plus those of its own priority except itself and the new ones inserted after it."""
+        per_priority = dict(conn.execute("SELECT priority, COUNT(*) FROM jobs WHERE state = 'queued'"
+                                         " GROUP BY priority").fetchall())
+        later_same: dict[int, int] = {}
+        out: list = [None] * len(results)
+        for i in range(len(results) - 1, -1, -1):
+            result = results[i]
+            if isinstance(result, CommandError):
+                out[i] = result
+                continue
+            view, resubmitted = result
+            if resubmitted:
+                out[i] = (view, True, self.queue_position(view["job_id"]))
+                continue
+            priority = view["priority"]
+            higher = sum(n for p, n in per_priority.items() if p > priority)
+            out[i] = (view, False, higher + per_priority.get(priority, 0) - later_same.get(priority, 0))
+            later_same[priority] = later_same.get(priority, 0) + 1
+        return out
 
     def _submit_one(self, conn, job: J.NewJob) -> tuple[dict[str, Any], bool]:
         existing = self._job_row(conn, job.job_id)
@@ -208,6 +232,12 @@ class JobLedger:
             row = self._change_state(conn, job_id, J.QUEUED, "job_released", {"reason": reason}, reason=reason,
                                      attempts=job["attempts"] - 1, batch_id=None)
             return J.job_view(dict(row))
+
+    def next_expiry(self) -> datetime | None:
+        """The earliest ``not_after`` among queued jobs: the next instant a job may expire."""
+        row = self.conn.execute("SELECT MIN(not_after) FROM jobs WHERE state = 'queued' AND not_after IS NOT NULL"
+                                ).fetchone()
+        return datetime.fromisoformat(row[0]) if row[0] else None
 
     def expire_due(self, now: datetime) -> list[dict[str, Any]]:
         """Queued jobs whose ``not_after`` has passed end ``expired``."""

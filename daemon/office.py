@@ -96,8 +96,9 @@ class OfficeClient:
                 self.state_changed.notify_all()
 
     def send(self, command: str, payload: dict[str, Any] | bytes, retain: bool = False,
-             correlation: bytes | None = None, expiry_s: int | None = None) -> bytes:
-        """Publish a request with our reply topic (and a Message Expiry, if given); returns its correlation data."""
+             correlation: bytes | None = None, expiry_s: int | None = None, wait: bool = True) -> bytes:
+        """Publish a request with our reply topic (and a Message Expiry, if given); returns its correlation data.
+        With ``wait`` it returns once the broker has the request (its PUBACK), else at once (paho queues it)."""
         correlation = correlation or uuid.uuid4().bytes
         self._waiting.setdefault(correlation, queue.Queue())
         properties = Properties(PacketTypes.PUBLISH)
@@ -106,8 +107,9 @@ class OfficeClient:
         if expiry_s is not None:
             properties.MessageExpiryInterval = expiry_s
         body = payload if isinstance(payload, bytes) else json.dumps(payload)
-        self.client.publish(f"{self.root}/request/{command}", body, qos=1, retain=retain,
-                            properties=properties).wait_for_publish(10)
+        info = self.client.publish(f"{self.root}/request/{command}", body, qos=1, retain=retain, properties=properties)
+        if wait:
+            info.wait_for_publish(10)
         return correlation
 
     def wait_answer(self, correlation: bytes, timeout: float = 10.0) -> dict:

@@ -126,6 +126,10 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER blank_movements_no_delete BEFORE DELETE ON blank_movements
         BEGIN SELECT RAISE(ABORT, 'blank movements are append-only'); END;
     """,
+    # 3: find the next job to expire, and the in-doubt jobs, without reading the whole queue.
+    """
+    CREATE INDEX jobs_queued_not_after ON jobs (not_after) WHERE state = 'queued' AND not_after IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

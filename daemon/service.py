@@ -27,6 +27,7 @@ from .systemd_glue import notify, watchdog_interval
 log = logging.getLogger("kartud")
 STATE_MIN_INTERVAL_S = 0.5     # the contract: state at most 2 a second
 STATE_MAX_INTERVAL_S = 60.0    # and at least once a minute of clock time
+PRESS_SETTLE_S = 0.1          # real seconds between two decisions of the press, at most ten a second
 PII_ERASE_EVERY_S = 3600.0     # clock seconds between sweeps for personal data past its retention
 FAULT_MESSAGES = {
     "printer_disconnected": "the printer does not answer; check its cable and power",
@@ -72,7 +73,8 @@ class Daemon:
         self.decision: Decision | None = None
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="kartud-store")
         self._device_thread = ThreadPoolExecutor(1, thread_name_prefix="kartud-device")
-        self._cpu_thread = ThreadPoolExecutor(1, thread_name_prefix="kartud-cpu")
+        # Pillow releases the GIL while decoding, so two threads decode two submitted images at once.
+        self._cpu_thread = ThreadPoolExecutor(2, thread_name_prefix="kartud-cpu")
         self._printer_info: dict[str, Any] = {"connected": False}
         self._printer_status = None
         self._encoder_info: dict[str, Any] = {"connected": False, "reader": ""}
@@ -163,6 +165,7 @@ class Daemon:
 
     async def _press_loop(self) -> None:
         next_erase = self.clock.monotonic()
+        next_expiry = await self.db(self.store.next_expiry)
         while not self._stopping.is_set():
             self._wake.clear()
             if self.clock.monotonic() >= next_erase:
@@ -172,8 +175,11 @@ class Daemon:
                     log.info("erased the personal data of %d finished jobs (store.pii_retention_days = %d)",
                              erased, self.config.store.pii_retention_days)
                 next_erase = self.clock.monotonic() + PII_ERASE_EVERY_S
-            for view in await self.db(self.store.expire_due, self.clock.now()):
-                self.job_changed(view)
+            now = self.clock.now()
+            if next_expiry is not None and now >= next_expiry:
+                for view in await self.db(self.store.expire_due, now):
+                    self.job_changed(view)
+            next_expiry = await self.db(self.store.next_expiry)
             decision = await self._decide()
             if decision.may_start:
                 job = await self.db(self.store.next_queued, list(decision.card_types))
@@ -183,7 +189,13 @@ class Daemon:
             wait = None
             if decision.next_print_at is not None:
                 wait = self.clock.real_seconds((decision.next_print_at - self.clock.now()).total_seconds())
+            if next_expiry is not None:
+                until_expiry = self.clock.real_seconds((next_expiry - self.clock.now()).total_seconds())
+                wait = until_expiry if wait is None else min(wait, until_expiry)
             await wait_event(self._wake, None if wait is None else max(wait, 0.05))
+            # A burst of submissions wakes us once per job: decide at most every PRESS_SETTLE_S, so the
+            # cost of deciding does not grow with the burst.
+            await wait_event(self._stopping, PRESS_SETTLE_S)
 
     async def _facts(self) -> tuple[Facts, tuple]:
         now = self.clock.now().astimezone(self.tz)

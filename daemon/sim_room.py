@@ -18,6 +18,7 @@ persistence_location {dir}/
 log_dest file {dir}/mosquitto.log
 set_tcp_nodelay true
 max_queued_messages 100000
+max_inflight_messages 1000
 {user}
 """
 

@@ -225,7 +225,6 @@ def test_bad_nik_in_a_payload(nik):
     ("not base64 at all!", "base64"),
     ("iVBORw0KGgo", "base64"),                              # not padded
     (12345, "base64"),
-    (None, "base64"),
 ])
 @pytest.mark.parametrize("name", ["front_png", "back_png"])
 def test_bad_faces(name, value, what):
@@ -234,11 +233,17 @@ def test_bad_faces(name, value, what):
     assert what in found[0]["problem"]
 
 
-def test_a_png_size_is_read_from_the_header_without_decoding():
-    """Only the IHDR is looked at: a PNG truncated after its header still has a size."""
+def test_a_png_cut_after_its_header_has_the_right_size_but_is_refused_as_unreadable():
+    """The size comes from the IHDR (so a bomb is refused before decoding); the image is then decoded whole."""
     header = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">IIBBBBB", 1016, 648, 8, 2, 0, 0, 0)
     header += struct.pack(">I", zlib.crc32(header[12:]))
-    J.validate_submission(good(front_png=B64(header)), BOTH)
+    found = problems(good(front_png=B64(header)))
+    assert found == [{"field": "front_png", "problem": "is not a readable PNG image (damaged or truncated data)"}]
+
+
+def test_front_png_null_is_refused_and_back_png_null_is_absent():
+    assert [p["field"] for p in problems(good(front_png=None))] == ["front_png"]
+    assert J.validate_submission(good(back_png=None), BOTH).back_png is None
 
 
 def test_chip_is_required_for_ktp_el():
