@@ -51,9 +51,8 @@ class Press:
         try:
             await daemon.device(printer.insert_card, chip)
         except PrinterFault as fault:
-            # Nothing was fed: the blank stays in stock and the attempt does not count.
-            daemon.job_changed(await daemon.db(store.release_claim, job_id, fault.code))
             daemon.printer_fault(fault)
+            await self._feed_failed(job_id, fault)
             return
         crash_point("after_feed")
         card_uid = None
@@ -77,25 +76,60 @@ class Press:
         except PrinterFault as fault:
             log.warning("job %s: the printer failed (%s)", job_id, fault.code, extra={"job": job_id})
             daemon.printer_fault(fault)
-            await self._spoil(job_id, fault.code)
+            await self._spoil(job_id, fault.code, check_first=fault.code == "printer_disconnected")
+            return
+        except ValueError as error:
+            # The driver could not turn the face into panels (intake decodes every image, so this is rare).
+            log.error("job %s: the face cannot be printed (%s); the card goes to the reject box", job_id, error,
+                      extra={"job": job_id})
+            await self._spoil(job_id, "unprintable_face")
             return
         view = await daemon.db(store.mark_printed, job_id, card_uid)
         crash_point("after_printed")
         daemon.job_changed(view)
         log.info("job %s printed", job_id, extra={"job": job_id, "record": job["record_id"]})
 
-    async def _spoil(self, job_id: str, reason: str) -> None:
-        """Send the card to the reject box and count its blank spoiled; if even that fails, the card's fate
-        is unknown and the job waits in doubt for a person."""
+    async def _feed_failed(self, job_id: str, fault) -> None:
+        """The feed failed. Only when the printer shows no card inside did nothing move: then the blank
+        goes back to stock and the attempt does not count."""
         daemon, store = self.daemon, self.daemon.store
+        status = await self._status()
+        if status is None or not status.connected:          # the feed may have happened; its answer was lost
+            daemon.job_changed(await daemon.db(store.mark_in_doubt, job_id, f"feed_unknown:{fault.code}"))
+        elif status.card_inside:                            # jammed while feeding: that blank is spent
+            await self._spoil(job_id, fault.code)
+        else:
+            daemon.job_changed(await daemon.db(store.release_claim, job_id, fault.code))
+
+    async def _status(self):
+        try:
+            return await self.daemon.device(self.daemon.printer.status)
+        except PrinterFault:
+            return None
+
+    async def _in_doubt(self, job_id: str, why: str) -> None:
+        view = await self.daemon.db(self.daemon.store.mark_in_doubt, job_id, why)
+        log.error("job %s: where the card went is unknown (%s); it is in doubt until an operator resolves it",
+                  job_id, why, extra={"job": job_id})
+        self.daemon.job_changed(view)
+
+    async def _spoil(self, job_id: str, reason: str, check_first: bool = False) -> None:
+        """Send the card to the reject box and count its blank spoiled; if even that fails, the card's fate
+        is unknown and the job waits in doubt for a person.
+
+        With ``check_first`` (the printer went away mid-card) the printer is asked first: connected again
+        with no card inside means the card already left (an eject whose answer was lost), so in doubt."""
+        daemon, store = self.daemon, self.daemon.store
+        if check_first:
+            status = await self._status()
+            if status is None or not status.connected or not status.card_inside:
+                await self._in_doubt(job_id, f"card_unaccounted:{reason}")
+                return
         try:
             await daemon.device(daemon.printer.reject)
         except PrinterFault as fault:
             daemon.printer_fault(fault)
-            view = await daemon.db(store.mark_in_doubt, job_id, f"reject_failed:{fault.code}")
-            log.error("job %s: the card could not be sent to the reject box (%s); it is in doubt until an "
-                      "operator resolves it", job_id, fault.code, extra={"job": job_id})
-            daemon.job_changed(view)
+            await self._in_doubt(job_id, f"reject_failed:{fault.code}")
             return
         view = await daemon.db(store.mark_spoiled, job_id, reason, daemon.config.limits.max_attempts)
         crash_point("after_spoiled")
