@@ -14,8 +14,10 @@ class BlankLedger:
     received + adjusted = in_stock + reserved + printed + spoiled at every commit."""
 
     def _movement(self, conn, card_type, kind, count, batch_id=None, job_id=None, reason=None) -> None:
-        conn.execute("INSERT INTO blank_movements (at, card_type, kind, count, batch_id, job_id, reason)"
-                     " VALUES (?, ?, ?, ?, ?, ?, ?)", (self.now(), card_type, kind, count, batch_id, job_id, reason))
+        boot_id, mono = (self.clock.boot_id, self.clock.monotonic()) if kind == "reserved" else (None, None)
+        conn.execute("INSERT INTO blank_movements (at, card_type, kind, count, batch_id, job_id, reason, boot_id, mono)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (self.now(), card_type, kind, count, batch_id, job_id, reason, boot_id, mono))
 
     def receive_blanks(self, batch_id: str, card_type: str, count: int, note: str | None) -> int:
         """Add a batch of blanks; the same batch twice with the same content counts once. Returns in_stock."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 
 
@@ -20,6 +21,18 @@ class Clock:
     """
 
     speed = 1.0
+
+    @property
+    def boot_id(self) -> str:
+        """Names the span of ``monotonic()`` readings that can be compared: one boot of the machine
+        (CLOCK_MONOTONIC is system-wide and survives restarts of the daemon, not of the machine)."""
+        if not hasattr(self, "_boot_id"):
+            try:
+                with open("/proc/sys/kernel/random/boot_id") as handle:
+                    self._boot_id = handle.read().strip()
+            except OSError:
+                self._boot_id = uuid.uuid4().hex       # no /proc: readings compare within this process only
+        return self._boot_id
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
@@ -56,6 +69,7 @@ class SimulatedClock(Clock):
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = float(speed)
+        self._boot_id = uuid.uuid4().hex               # simulated time is its own "boot" per process
         self._start = (start or datetime.now(timezone.utc)).astimezone(timezone.utc)
         self._real_origin = time.monotonic()
 
@@ -83,6 +97,7 @@ class ManualClock(Clock):
     def __init__(self, start: datetime):
         self._now = start.astimezone(timezone.utc)
         self._mono = 0.0
+        self._boot_id = uuid.uuid4().hex
         self._lock = threading.Lock()
 
     def advance(self, seconds: float) -> None:

@@ -8,7 +8,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -68,6 +68,15 @@ def _working_hours(v: list) -> str | None:
         parse_working_hours(v)
     except ValueError as exc:
         return str(exc)
+    return None
+
+
+def _dates(v: list) -> str | None:
+    for item in v:
+        try:
+            date.fromisoformat(item)
+        except (TypeError, ValueError):
+            return f"every entry must be a date as YYYY-MM-DD, got {item!r}"
     return None
 
 
@@ -172,6 +181,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "pacing": Key(str, "even", _one_of("even", "none")),
         "max_attempts": Key(int, 3, _range(1, 20)),
         "cleaning_every": Key(int, 1000, _range(1, 1000000)),
+        # Extension (documented in docs/configuration.md): dates the station does not print.
+        "holidays": Key(list, [], _dates),
     },
     "blanks": {
         "low_threshold": Key(int, 200, _range(0, 1000000)),
@@ -227,7 +238,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
 }
 
-_LIST_ITEM_TYPE = {("station", "card_types"): str, ("limits", "working_hours"): str, ("security", "trusted_keys"): str}
+_LIST_ITEM_TYPE = {("station", "card_types"): str, ("limits", "working_hours"): str, ("security", "trusted_keys"): str,
+                   ("limits", "holidays"): str}
 
 
 class Section:

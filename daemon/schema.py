@@ -130,6 +130,15 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX jobs_queued_not_after ON jobs (not_after) WHERE state = 'queued' AND not_after IS NOT NULL;
     """,
+    # 4: each card start also records the machine's monotonic clock and boot, so a wall clock that
+    #    jumps forward cannot open a "new day" within one boot; the latest audit time finds a clock
+    #    that went back.
+    """
+    ALTER TABLE blank_movements ADD COLUMN boot_id TEXT;
+    ALTER TABLE blank_movements ADD COLUMN mono REAL;
+    CREATE INDEX blank_movements_boot ON blank_movements (boot_id, mono) WHERE kind = 'reserved';
+    CREATE INDEX audit_at ON audit (at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

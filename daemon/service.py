@@ -7,7 +7,7 @@ import logging
 import signal
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
 from kartud.hw.printer import FAULT_CODES as PRINTER_FAULT_CODES, PrinterFault
@@ -20,7 +20,9 @@ from .devices import build_devices
 from .errors import CommandError, StorageError
 from .mqtt_link import IncomingRequest, MqttLink
 from .press import Press
+from .calendar import WorkingCalendar
 from .scheduler import Decision, Facts, decide
+from .station_facts import LedgerFacts, gather as gather_facts
 from .store import Store
 from .systemd_glue import notify, watchdog_interval
 
@@ -62,6 +64,7 @@ class Daemon:
         self.config = config
         self.clock = clock or Clock()
         self.tz = config.tz
+        self.calendar = WorkingCalendar(config.limits.working_hours, config.limits.holidays, config.tz)
         self.store = Store(config.store.path, self.clock)
         self.printer, self.encoder = build_devices(config, self.clock)
         self.commands = Commands(self)
@@ -195,34 +198,32 @@ class Daemon:
             await wait_event(self._wake, None if wait is None else max(wait, 0.05))
             # A burst of submissions wakes us once per job: decide at most every PRESS_SETTLE_S, so the
             # cost of deciding does not grow with the burst.
-            await wait_event(self._stopping, PRESS_SETTLE_S)
+            await wait_event(self._stopping, min(PRESS_SETTLE_S, self.clock.real_seconds(1.0)))
 
-    async def _facts(self) -> tuple[Facts, tuple]:
+    async def _facts(self) -> tuple[Facts, LedgerFacts]:
         now = self.clock.now().astimezone(self.tz)
-        counts, stock, queued_by_type, today, since_cleaning, in_doubt_ids = await self.db(self._gather, now)
-        return Facts(now=now, paused=self.paused_reason is not None,
-                     printer_faults=tuple(f for f in self.faults if f in PRINTER_FAULT_CODES),
-                     encoder_fault="encoder_disconnected" in self.faults, queued_by_type=queued_by_type,
-                     in_doubt=counts["in_doubt"], in_stock={t: s["in_stock"] for t, s in stock.items()},
-                     started_today=today["started"], daily_limit=self.config.limits.daily,
-                     in_press=self.press.current_job is not None, cards_since_cleaning=since_cleaning,
-                     cleaning_every=self.config.limits.cleaning_every), (counts, stock, today, in_doubt_ids)
-
-    def _gather(self, local_now: datetime):
-        """One consistent read of what the decision and the state document need (store thread)."""
-        store = self.store
-        start = datetime.combine(local_now.date(), time(0, 0), tzinfo=self.tz)
-        today = store.cards_started_between(start, start + timedelta(days=1))
-        queued = dict(store.conn.execute("SELECT card_type, COUNT(*) FROM jobs WHERE state = 'queued'"
-                                         " GROUP BY card_type").fetchall())
-        in_doubt = [r[0] for r in store.conn.execute("SELECT job_id FROM jobs WHERE state = 'in_doubt' ORDER BY seq")]
-        return store.counts(), store.stock(), queued, today, store.cards_since_cleaning(), in_doubt
+        ledger = await self.db(gather_facts, self.store, now, self.tz, self.clock.monotonic(), self.clock.boot_id)
+        limits = self.config.limits
+        facts = Facts(now=now, paused=self.paused_reason is not None,
+                      printer_faults=tuple(f for f in self.faults if f in PRINTER_FAULT_CODES),
+                      encoder_fault="encoder_disconnected" in self.faults, queued_by_type=ledger.queued_by_type,
+                      in_doubt=ledger.counts["in_doubt"], in_stock={t: s["in_stock"] for t, s in ledger.stock.items()},
+                      started_today=ledger.started_today, daily_limit=limits.daily,
+                      in_press=self.press.current_job is not None, cards_since_cleaning=ledger.cards_since_cleaning,
+                      cleaning_every=limits.cleaning_every, calendar=self.calendar, pacing=limits.pacing,
+                      last_start=ledger.last_start, clock_behind=ledger.clock_behind)
+        return facts, ledger
 
     async def _decide(self) -> Decision:
         facts, _ = await self._facts()
         decision = decide(facts)
         if self.decision is None or (decision.mode, decision.reason) != (self.decision.mode, self.decision.reason):
-            log.info("station %s%s", decision.mode, f" ({decision.reason})" if decision.reason else "")
+            # Printing and waiting for the pacing interval alternate every card: keep those off the journal.
+            routine = {decision.reason, self.decision.reason if self.decision else "x"} <= {None, "pacing"}
+            log.log(logging.DEBUG if routine else logging.INFO, "station %s%s%s", decision.mode,
+                    f" ({decision.reason})" if decision.reason else "",
+                    f", next card at {rfc3339(decision.next_print_at, self.tz)}" if decision.next_print_at
+                    and decision.mode != "printing" else "")
             self._state_dirty.set()
         self.decision = decision
         return decision
@@ -231,7 +232,8 @@ class Daemon:
 
     async def state_document(self) -> dict[str, Any]:
         """The contract's state document, read fresh from the store."""
-        facts, (counts, stock, today, in_doubt_ids) = await self._facts()
+        facts, ledger = await self._facts()
+        counts, stock = ledger.counts, ledger.stock
         decision = decide(facts)
         low = self.config.blanks.low_threshold
         return {
@@ -241,11 +243,11 @@ class Daemon:
             "mode": decision.mode,
             "reason": decision.reason,
             "faults": [{"code": code, "since": rfc3339(since, self.tz)} for code, since in self.faults.items()],
-            "today": {"date": facts.now.date().isoformat(), "printed": today["printed"], "spoiled": today["spoiled"],
-                      "limit": self.config.limits.daily},
+            "today": {"date": facts.now.date().isoformat(), "printed": ledger.printed_today,
+                      "spoiled": ledger.spoiled_today, "limit": self.config.limits.daily},
             "next_print_at": rfc3339(decision.next_print_at, self.tz) if decision.next_print_at else None,
             "queue": {"queued": counts["queued"], "in_doubt": counts["in_doubt"]},
-            "in_doubt_jobs": in_doubt_ids[:20],      # extension: which jobs wait for job/resolve
+            "in_doubt_jobs": ledger.in_doubt_ids[:20],      # extension: which jobs wait for job/resolve
             "blanks": {t: {"in_stock": stock[t]["in_stock"], "low": stock[t]["in_stock"] < low}
                        for t in self.config.station.card_types},
             "printer": {**self._printer_info, "cards_until_cleaning": self._printer_info.get("cards_until_cleaning")
