@@ -18,6 +18,15 @@ def _geometry(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def _vpcd_address(text: str) -> tuple[str, int]:
+    from kartud.hw.sim.vpcd_link import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _add_printer_parser(commands) -> None:
     printer = commands.add_parser(
         "printer", help="a simulated Evolis printer on a pty, for printer.transport = \"serial\"",
@@ -36,8 +45,13 @@ def _add_printer_parser(commands) -> None:
                          help="must match printer.panel_rotation (default: 270)")
     printer.add_argument("--status-command", default="Rst",
                          help="the status-words read it answers; '' for none (default: Rst)")
-    printer.add_argument("--vpcd", metavar="HOST:PORT",
-                         help="present the parked chip card to pcscd through vpcd (not in this version yet)")
+    printer.add_argument("--vpcd", metavar="HOST:PORT", type=_vpcd_address,
+                         help="present the chip card parked at the contactless station to pcscd through the vpcd "
+                              "virtual reader listening there (Debian's vsmartcard-vpcd: 127.0.0.1:35963), for "
+                              'encoder.backend = "pcsc"')
+    printer.add_argument("--control", metavar="SOCKET",
+                         help="for tests: a Unix socket taking 'inject FAULT', 'clear FAULT' and 'arm STEP FAULT' "
+                              "lines (chip faults: arm encode chip_write_refused|chip_leaves_field)")
 
 
 def run_printer(args) -> int:
@@ -50,10 +64,6 @@ def run_printer(args) -> int:
     from .clock import Clock
 
     logging.basicConfig(level=logging.INFO, format="kartud-sim printer: %(message)s", stream=sys.stderr)
-    if args.vpcd:
-        print("kartud-sim printer: --vpcd is not part of this version yet; the parked card is reachable only "
-              'in-process (printer.transport = "sim", encoder.backend = "sim")', file=sys.stderr)
-        return 2
     width, height = args.panel_geometry
     try:
         settings = SimSettings(seconds_per_card=args.seconds_per_card, feeder_cards=args.feeder,
@@ -66,15 +76,32 @@ def run_printer(args) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     sim = EvolisSim(Clock(), CardOutput(os.path.abspath(args.output_dir)), settings)
+    link = control = None
+    if args.vpcd:
+        from kartud.hw.sim.vpcd_link import VpcdLink
+
+        link = VpcdLink(*args.vpcd)
+        sim.station_listeners.append(link)
+        logging.getLogger("kartud.sim").info("chip cards at the contactless station go to vpcd at %s:%d", *args.vpcd)
     try:
+        if args.control:
+            from kartud.hw.sim.sim_control import ControlServer
+
+            control = ControlServer(sim, args.control)
         server = PtyServer(sim, args.pty).start()
     except OSError as exc:
-        print(f"kartud-sim printer: cannot make the pty at {args.pty}: {exc.strerror or exc}", file=sys.stderr)
+        if control is not None:
+            control.close()
+        print(f"kartud-sim printer: cannot make the pty at {args.pty} or the control socket: {exc.strerror or exc}",
+              file=sys.stderr)
         return 1
     try:
         stop.wait()
     finally:
         server.stop()
+        for part in (control, link):
+            if part is not None:
+                part.close()
     return 0
 
 
@@ -84,16 +111,22 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="run a simulated print room: broker, daemon, 30 fake jobs")
     demo.add_argument("--output-dir", default="demo-output", help="where cards, logs and the database go "
                                                                   "(emptied first; default: %(default)s)")
-    demo.add_argument("--jobs", type=int, default=30, help="how many jobs to submit (default: %(default)s)")
-    demo.add_argument("--clock-speed", type=float, default=60.0, help="simulated seconds per real second")
+    demo.add_argument("--jobs", type=int, default=None, help="how many jobs to submit (default: 30; 250 with "
+                                                             "--full-day)")
+    demo.add_argument("--clock-speed", type=float, default=None, help="simulated seconds per real second "
+                                                                      "(default: 60; 400 with --full-day)")
+    demo.add_argument("--full-day", action="store_true", help="one working day with 250 jobs queued: the daily "
+                                                              "limit, even pacing, and a per-hour histogram")
     _add_printer_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "printer":
         return run_printer(args)
-    from .demo import run_demo
+    from .demo import run_demo, run_full_day
 
     try:
-        return run_demo(args.output_dir, jobs=args.jobs, clock_speed=args.clock_speed)
+        if args.full_day:
+            return run_full_day(args.output_dir, jobs=args.jobs or 250, clock_speed=args.clock_speed or 400.0)
+        return run_demo(args.output_dir, jobs=args.jobs or 30, clock_speed=args.clock_speed or 60.0)
     except KeyboardInterrupt:
         print("\ninterrupted; everything the demo started has been stopped", file=sys.stderr)
         return 130
