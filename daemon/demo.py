@@ -126,12 +126,13 @@ def run_full_day(output_dir: str, jobs: int = 250, clock_speed: float = 400.0, s
                  "limits.daily": "200",
                  # In a real room someone empties the output hopper now and then; here it is simply larger.
                  "printer.sim.hopper_capacity": "500"}
+    print(f"kartud demo, a full day: Monday 08:00-14:00, limit 200, even pacing, clock x{clock_speed:g}")
+    print(f"drawing {jobs} generated, obviously fake people (NIK region 99, name CONTOH) ...")
+    # Drawn before the simulated clock starts, so the morning is not spent drawing faces.
+    payloads = [fake_job(rng, i, "KIA" if i % 5 == 0 else "KTP_EL") for i in range(1, jobs + 1)]
     try:
         with demo_room(output_dir, **overrides) as office:
-            print(f"kartud demo, a full day: Monday 08:00-14:00, limit 200, even pacing, clock x{clock_speed:g}")
-            print(f"queueing {jobs} jobs for generated, obviously fake people ...")
-            accepted, _ = _submit(office, [fake_job(rng, i, "KIA" if i % 5 == 0 else "KTP_EL")
-                                           for i in range(1, jobs + 1)])
+            accepted, _ = _submit(office, payloads)
             while True:
                 state = office.request("status/get", {})["data"]
                 at = datetime.fromisoformat(state["at"])
