@@ -138,3 +138,36 @@ def test_random_kills_while_a_producer_keeps_submitting(room, seed):
     assert counts["printed"] > 0 and len(acknowledged) > 0
     print(f"\nseed {seed}, {kills} kills: {len(acknowledged)} jobs acknowledged, {dict(counts)}, "
           f"{len(room.cards())} cards left the printer")
+
+
+def test_a_card_left_in_the_printer_by_a_killed_daemon_goes_to_the_reject_box_at_the_next_start(tmp_path, broker):
+    from printer_fixtures import SerialRoom, SimProcess
+
+    room = SerialRoom(tmp_path / "room", broker)
+    os.makedirs(room.dir)
+    room.pty_path = os.path.join(room.dir, "ttyEVOLIS")
+    printer = SimProcess(room.pty_path, os.path.join(room.dir, "cards"), "--no-chip", "--seconds-per-card", "0.3")
+    try:
+        room.env["KARTUD_CRASH_AT"] = "after_print"          # printed, not yet ejected: the card is inside
+        room.start()
+        room.receive_blanks(5, "KIA")
+        job = room.job("KIA")
+        room.submit(job)
+        assert room.process.wait(30) == -9
+        assert room.cards() == []                            # nothing has left the printer
+        room.env.pop("KARTUD_CRASH_AT")
+        room.start()
+        assert [c["destination"] for c in room.cards()] == ["reject"]
+        state = room.office.request("status/get", {})["data"]
+        assert state["in_doubt_jobs"] == [job["job_id"]]
+        assert "sent to the reject box" in room.log()
+        spoiled = room.office.request("job/resolve", {"job_id": job["job_id"], "outcome": "spoiled",
+                                                      "note": "the half-made card was in the reject box"})
+        assert spoiled["data"]["state"] == "queued"
+        room.wait_state(job["job_id"], "printed")
+        assert [c["destination"] for c in room.cards()] == ["reject", "output"]
+        assert room.stop() == 0
+        check_promises(room, {})
+    finally:
+        room.close()
+        printer.stop()
