@@ -11,6 +11,7 @@ from kartud.hw.printer import PrinterFault
 
 from .crashpoints import crash_point
 from .jobs import job_view
+from .journal_ids import MSG_CARD_REJECTED, MSG_JOB_IN_DOUBT, MSG_JOB_PRINTED
 from .store import OutOfBlanks
 
 log = logging.getLogger("kartud.press")
@@ -87,7 +88,8 @@ class Press:
         view = await daemon.db(store.mark_printed, job_id, card_uid)
         crash_point("after_printed")
         daemon.job_changed(view)
-        log.info("job %s printed", job_id, extra={"job": job_id, "record": job["record_id"]})
+        log.info("job %s printed", job_id, extra={"job": job_id, "record": job["record_id"], "card_type": job["card_type"],
+                                                  "message_id": MSG_JOB_PRINTED})
 
     async def _feed_failed(self, job_id: str, fault) -> None:
         """The feed failed. Only when the printer shows no card inside did nothing move: then the blank
@@ -95,7 +97,7 @@ class Press:
         daemon, store = self.daemon, self.daemon.store
         status = await self._status()
         if status is None or not status.connected:          # the feed may have happened; its answer was lost
-            daemon.job_changed(await daemon.db(store.mark_in_doubt, job_id, f"feed_unknown:{fault.code}"))
+            await self._in_doubt(job_id, f"feed_unknown:{fault.code}")
         elif status.card_inside:                            # jammed while feeding: that blank is spent
             await self._spoil(job_id, fault.code)
         else:
@@ -110,7 +112,7 @@ class Press:
     async def _in_doubt(self, job_id: str, why: str) -> None:
         view = await self.daemon.db(self.daemon.store.mark_in_doubt, job_id, why)
         log.error("job %s: where the card went is unknown (%s); it is in doubt until an operator resolves it",
-                  job_id, why, extra={"job": job_id})
+                  job_id, why, extra={"job": job_id, "state": "in_doubt", "message_id": MSG_JOB_IN_DOUBT})
         self.daemon.job_changed(view)
 
     async def _spoil(self, job_id: str, reason: str, check_first: bool = False) -> None:
@@ -133,6 +135,8 @@ class Press:
             return
         view = await daemon.db(store.mark_spoiled, job_id, reason, daemon.config.limits.max_attempts)
         crash_point("after_spoiled")
+        log.info("job %s: the card is in the reject box and its blank is spoiled (%s); the job is %s", job_id, reason,
+                 view["state"], extra={"job": job_id, "state": view["state"], "message_id": MSG_CARD_REJECTED})
         daemon.job_changed(view)
         daemon.stock_changed()
 

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from time import monotonic
 from typing import Any
 
 from kartud.hw.printer import FAULT_CODES as PRINTER_FAULT_CODES, PrinterFault
@@ -16,8 +17,11 @@ from . import __version__
 from .clock import Clock, rfc3339
 from .commands import Commands
 from .intake import Intake
+from .journal_ids import (MSG_BLANKS_LOW, MSG_DAILY_LIMIT_REACHED, MSG_FAULT_CLEARED, MSG_FAULT_RAISED,
+                          MSG_INTERNAL_ERROR, MSG_JOB_IN_DOUBT, MSG_READY, MSG_STOPPED)
 from .devices import build_devices
 from .errors import CommandError, StorageError
+from .indicator import Annunciator, open_annunciator
 from .mqtt_link import IncomingRequest, MqttLink
 from .press import Press
 from .calendar import WorkingCalendar
@@ -25,6 +29,7 @@ from .scheduler import Decision, Facts, decide
 from .station_facts import LedgerFacts, gather as gather_facts
 from .store import Store
 from .systemd_glue import notify, watchdog_interval
+from .watchdog import HealthWatchdog
 
 log = logging.getLogger("kartud")
 STATE_MIN_INTERVAL_S = 0.5     # the contract: state at most 2 a second
@@ -83,6 +88,9 @@ class Daemon:
         self._encoder_info: dict[str, Any] = {"connected": False, "reader": ""}
         self._status_line = ""
         self.exit_status = 0
+        self._low_blanks: set[str] = set()
+        self.annunciator: Annunciator | None = None
+        self.device_busy_since: float | None = None   # monotonic() start of the device call in progress
 
     # -- running work off the loop -------------------------------------------------------------
 
@@ -101,7 +109,15 @@ class Daemon:
 
     async def device(self, fn, *args):
         """Run a blocking device call on the device thread (one at a time, as the hardware needs)."""
-        return await asyncio.get_running_loop().run_in_executor(self._device_thread, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._device_thread, self._timed, fn, *args)
+
+    def _timed(self, fn, *args):
+        # Device thread: the watchdog reads when the call in progress began, to tell a stuck one.
+        self.device_busy_since = monotonic()
+        try:
+            return fn(*args)
+        finally:
+            self.device_busy_since = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -121,16 +137,18 @@ class Daemon:
             return 1
         for view in await self.db(self.store.recover_in_doubt):
             log.error("job %s was mid-card when kartud stopped; it is in doubt and will not be printed again by "
-                      "itself: look at the card and send job/resolve", view["job_id"], extra={"job": view["job_id"]})
+                      "itself: look at the card and send job/resolve", view["job_id"],
+                      extra={"job": view["job_id"], "state": "in_doubt", "message_id": MSG_JOB_IN_DOUBT})
         self.paused_reason = await self.db(self.store.get_setting, "paused_reason")
         await self._poll_devices()
         if self._printer_status is not None and self._printer_status.card_inside:
             await self._reject_leftover_card()
         self.mqtt = MqttLink(self.config, loop, self._requests.put_nowait, self._on_mqtt_connected)
         self.mqtt.start()
+        self.annunciator = open_annunciator(self.config.indicator, loop)
         notify("READY=1")
         log.info("kartud %s ready: station %s, printer %s, store %s", __version__, self.config.station.id,
-                 self.config.printer.transport, self.config.store.path)
+                 self.config.printer.transport, self.config.store.path, extra={"message_id": MSG_READY})
         tasks = [asyncio.create_task(coro) for coro in (self.intake.serve(self._requests), self._publish_state(),
                                                         self._poll_devices_forever(), self._watchdog())]
         press_task = asyncio.create_task(self._press_loop())
@@ -149,14 +167,18 @@ class Daemon:
         self._device_thread.shutdown()
         self._cpu_thread.shutdown()
         self.printer.close()
-        log.info("stopped cleanly" if self.exit_status == 0 else "stopped after an internal error")
+        if self.annunciator is not None:
+            self.annunciator.close()
+        log.info("stopped cleanly" if self.exit_status == 0 else "stopped after an internal error",
+                 extra={"message_id": MSG_STOPPED})
         return self.exit_status
 
     def _task_ended(self, task: asyncio.Task) -> None:
         """A part of the daemon that should run for ever has died: stop, so that systemd restarts us whole."""
         if task.cancelled() or self._stopping.is_set() or task.exception() is None:
             return
-        log.critical("internal error, kartud stops to be restarted: %r", task.exception(), exc_info=task.exception())
+        log.critical("internal error, kartud stops to be restarted: %r", task.exception(), exc_info=task.exception(),
+                     extra={"message_id": MSG_INTERNAL_ERROR})
         self.exit_status = 1
         self.request_stop()
 
@@ -220,10 +242,13 @@ class Daemon:
         if self.decision is None or (decision.mode, decision.reason) != (self.decision.mode, self.decision.reason):
             # Printing and waiting for the pacing interval alternate every card: keep those off the journal.
             routine = {decision.reason, self.decision.reason if self.decision else "x"} <= {None, "pacing"}
+            extra: dict[str, Any] = {"state": decision.mode}
+            if decision.reason == "daily_limit_reached":
+                extra.update(message_id=MSG_DAILY_LIMIT_REACHED, count=facts.started_today)
             log.log(logging.DEBUG if routine else logging.INFO, "station %s%s%s", decision.mode,
                     f" ({decision.reason})" if decision.reason else "",
                     f", next card at {rfc3339(decision.next_print_at, self.tz)}" if decision.next_print_at
-                    and decision.mode != "printing" else "")
+                    and decision.mode != "printing" else "", extra=extra)
             self._state_dirty.set()
         self.decision = decision
         return decision
@@ -280,12 +305,13 @@ class Daemon:
         if code in self.faults:
             return
         self.faults[code] = self.clock.now()
-        log.error("fault raised: %s: %s", code, FAULT_MESSAGES.get(code, detail), extra={"fault": code})
+        log.error("fault raised: %s: %s", code, FAULT_MESSAGES.get(code, detail),
+                  extra={"fault": code, "message_id": MSG_FAULT_RAISED})
         self._fault_event(code, True)
 
     def clear_fault(self, code: str) -> None:
         if self.faults.pop(code, None) is not None:
-            log.info("fault cleared: %s", code, extra={"fault": code})
+            log.info("fault cleared: %s", code, extra={"fault": code, "message_id": MSG_FAULT_CLEARED})
             self._fault_event(code, False)
 
     def _fault_event(self, code: str, active: bool) -> None:
@@ -315,6 +341,19 @@ class Daemon:
             last = loop.time()
             self.mqtt.publish("state", document, retain=True)
             self._update_status_line(document)
+            if self.annunciator is not None:
+                self.annunciator.update_from_state(document)
+            self._note_low_blanks(document)
+
+    def _note_low_blanks(self, doc: dict[str, Any]) -> None:
+        """Log once when a card type's blanks fall below blanks.low_threshold (again after a refill)."""
+        low = {card_type for card_type, blanks in doc["blanks"].items() if blanks["low"]}
+        for card_type in sorted(low - self._low_blanks):
+            left = doc["blanks"][card_type]["in_stock"]
+            log.warning("blanks of %s are low: %d left (blanks.low_threshold = %d)", card_type, left,
+                        self.config.blanks.low_threshold,
+                        extra={"card_type": card_type, "count": left, "message_id": MSG_BLANKS_LOW})
+        self._low_blanks = low
 
     def _update_status_line(self, doc: dict[str, Any]) -> None:
         blanks = ", ".join(f"{b['in_stock']} {t} blanks" for t, b in doc["blanks"].items())
@@ -365,13 +404,10 @@ class Daemon:
         interval = watchdog_interval()
         if interval is None:
             return
-        while not self._stopping.is_set():
-            # Fed only while the loop runs this task and the store's thread answers within the interval;
-            # a hung store or loop stops the pings and systemd restarts us.
-            probe = asyncio.ensure_future(self.db(lambda: None))
-            done, _ = await asyncio.wait({probe}, timeout=interval)
-            if probe in done and probe.exception() is None:
-                notify("WATCHDOG=1")
-            else:
-                log.warning("the store did not answer within %.1f s; not feeding the watchdog", interval)
-            await asyncio.sleep(interval)
+        loop = asyncio.get_running_loop()
+        # A no-op through the store's one thread (not self.db(): a slow probe is no storage_error), and the
+        # device thread's call in progress; HealthWatchdog pings only while both and the loop answer.
+        await HealthWatchdog(
+            interval, notify=notify,
+            answers={"the store's thread": lambda: loop.run_in_executor(self._store_thread, lambda: None)},
+            busy_since={"the device thread": lambda: self.device_busy_since}).run()

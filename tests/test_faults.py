@@ -171,6 +171,7 @@ def test_a_request_whose_message_expiry_passes_while_it_waits_is_answered_expire
     blocker = sqlite3.connect(room.db_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")                       # holds the daemon on the first request
     first = room.office.send("job/submit", room.job())
+    time.sleep(0.3)      # let the first one reach the daemon alone, so the second waits behind its commit
     late = room.office.send("job/submit", room.job(), expiry_s=1)
     time.sleep(1.5)                                          # the passing of time is what is under test
     blocker.execute("ROLLBACK")
