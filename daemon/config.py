@@ -221,6 +221,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "backend": Key(str, "pcsc", _one_of("pcsc", "sim", "none")),
         "reader": Key(str, ""),
         "timeout_s": Key(float, 10.0, _range(0.5, 300.0)),
+        "chunk_bytes": Key(int, 224, _range(16, 255)),
     },
     "indicator": {
         "backend": Key(str, "gpio", _one_of("gpio", "mock", "none")),

@@ -56,12 +56,17 @@ def build_devices(config, clock) -> tuple[Printer, Encoder | None]:
     else:
         transport = UsbTransport(section.usb_vendor_id, section.usb_product_id, transfer_timeout_s=section.usb_timeout_s)
     printer = EvolisPrinter(transport, settings)
-    backend = config.encoder.backend
-    if backend == "none":
+    section = config.encoder
+    if section.backend == "none":
         return printer, None
-    if backend == "pcsc":
-        raise DeviceSetupError('encoder.backend = "pcsc": the PC/SC encoder is not part of this version yet; '
-                               'use "sim" (with the simulated printer) or "none"')
-    from kartud.hw.sim.station import SimStationChannel
+    if section.backend == "pcsc":
+        # Nothing is asked of pcscd here: it may start after us, and the reader may come later
+        # (the encoder's status says so, and the daemon raises encoder_disconnected meanwhile).
+        from kartud.hw.pcsc import PcscChannel
 
-    return printer, Encoder(SimStationChannel(sim), timeout_s=config.encoder.timeout_s)
+        channel = PcscChannel(section.reader)
+    else:
+        from kartud.hw.sim.station import SimStationChannel
+
+        channel = SimStationChannel(sim)
+    return printer, Encoder(channel, timeout_s=section.timeout_s, chunk=section.chunk_bytes)

@@ -72,6 +72,9 @@ class Press:
         except EncodeError as error:
             log.warning("job %s: the chip could not be encoded (%s); the card goes to the reject box", job_id,
                         error.kind, extra={"job": job_id})
+            if error.kind in ("reader_gone", "service_gone"):
+                # At once, not at the next poll: the scheduler must not feed another chip blank meanwhile.
+                daemon.raise_fault("encoder_disconnected", str(error))
             await self._spoil(job_id, "encode_failed")
             return
         except PrinterFault as fault:

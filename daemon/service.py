@@ -392,7 +392,12 @@ class Daemon:
             elif code in self.faults and self.press.current_job is None:
                 self.clear_fault(code)
         if self.encoder is not None:
-            self._encoder_info = (await self.device(self.encoder.status)).as_dict()
+            encoder = await self.device(self.encoder.status)
+            self._encoder_info = encoder.as_dict()
+            if not encoder.connected:
+                self.raise_fault("encoder_disconnected")
+            elif self.press.current_job is None:
+                self.clear_fault("encoder_disconnected")
 
     async def _poll_devices_forever(self) -> None:
         while True:

@@ -21,11 +21,16 @@ SW_CLA_NOT_SUPPORTED = b"\x6e\x00"
 CONTACTLESS_ATR = bytes.fromhex("3B8F8001804F0CA000000306030001000000006A")
 
 
+class CardLeftField(Exception):
+    """The card left the reader's field while a command was on its way: that command gets no answer."""
+
+
 class SimChipCard:
     """A blank chip card whose files spring into being on first SELECT, up to ``capacity`` bytes in all.
 
-    ``fail_writes`` makes the next UPDATE BINARY commands answer 69 82 (write refused), to test
-    the encoder's failure path.
+    ``fail_writes`` makes the next UPDATE BINARY commands answer 69 82 (write refused), and
+    ``leave_field_at_write`` (n >= 1) makes the n-th UPDATE BINARY raise :class:`CardLeftField`
+    instead of answering (a card pulled mid-write), to test the encoder's failure paths.
 
     >>> card = SimChipCard(uid=bytes.fromhex("04A1B2C3D4E5F6"))
     >>> card.transmit(bytes.fromhex("FFCA000000")).hex().upper()
@@ -39,11 +44,19 @@ class SimChipCard:
         self.files: dict[int, bytearray] = {}
         self.selected: int | None = None
         self.fail_writes = 0
+        self.leave_field_at_write: int | None = None
+        self._writes_seen = 0
+        self.left_field = False
         self._lock = threading.Lock()
 
     @property
     def uid_hex(self) -> str:
         return self.uid.hex().upper()
+
+    def power_off(self) -> None:
+        """The field went off: the selected file is forgotten (files are in EEPROM and stay)."""
+        with self._lock:
+            self.selected = None
 
     def _used(self) -> int:
         return sum(len(data) for data in self.files.values())
@@ -51,6 +64,8 @@ class SimChipCard:
     def transmit(self, apdu: bytes) -> bytes:
         """Answer one command APDU with its response APDU (data + SW1 SW2)."""
         with self._lock:
+            if self.left_field:
+                raise CardLeftField("the card is out of the reader's field")
             if len(apdu) < 4:
                 return SW_WRONG_LENGTH
             cla, ins, p1, p2 = apdu[:4]
@@ -64,6 +79,10 @@ class SimChipCard:
             if ins == 0xB0:
                 return self._read(p1, p2, body)
             if ins == 0xD6:
+                self._writes_seen += 1
+                if self._writes_seen == self.leave_field_at_write:
+                    self.left_field = True       # and stays out: nothing it is sent gets an answer
+                    raise CardLeftField(f"the card left the field at UPDATE BINARY number {self._writes_seen}")
                 return self._update(p1, p2, body)
             return SW_INS_NOT_SUPPORTED
 

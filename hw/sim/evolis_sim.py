@@ -180,6 +180,7 @@ class EvolisSim(FaultsMixin, ReadsMixin):
         self.cards_since_cleaning += 1
         self._new_card_state()
         if where == "contactless":
+            self._trigger("encode")              # chip faults armed by a test, before anyone reaches the chip
             self._tell_station(self.card)
 
     def _to_print_position(self) -> None:

@@ -8,7 +8,9 @@ from ..printer import protocol as p
 
 log = logging.getLogger("kartud.sim.printer")
 
-STEPS = ("feed", "print", "eject", "reject")
+STEPS = ("feed", "encode", "print", "eject", "reject")
+# Faults of the chip of the card at the contactless station (not printer faults: the printer never sees them).
+CHIP_FAULTS = ("chip_write_refused", "chip_leaves_field")
 
 
 class Refused(Exception):
@@ -23,9 +25,11 @@ class FaultsMixin:
     """Fault injection and the refusals they cause, for :class:`~kartud.hw.sim.evolis_sim.EvolisSim`."""
 
     def inject(self, fault: str) -> None:
-        """Make ``fault`` (a contract fault code) true now."""
+        """Make ``fault`` (a contract fault code, or one of ``CHIP_FAULTS`` for the card inside) true now."""
         with self._state:
-            if fault == "feeder_empty":
+            if fault in CHIP_FAULTS:
+                self._chip_fault(fault)
+            elif fault == "feeder_empty":
                 self.feeder = 0
             elif fault == "cover_open":
                 self.cover_open = True
@@ -47,7 +51,8 @@ class FaultsMixin:
                 raise ValueError(f"no such fault to inject: {fault}")
 
     def arm(self, step: str, fault: str) -> None:
-        """Make ``fault`` happen when the next card reaches ``step`` (feed, print, eject or reject)."""
+        """Make ``fault`` happen when the next card reaches ``step`` (feed, encode, print, eject or reject);
+        ``encode`` is the card's arrival at the contactless station, before the encoder sees it."""
         if step not in STEPS:
             raise ValueError(f"step must be one of {', '.join(STEPS)}")
         with self._state:
@@ -57,7 +62,10 @@ class FaultsMixin:
         """Put ``fault`` right: load blanks, close the cover, fit a new ribbon, pull out a jammed card,
         empty the reject box or the hopper, let the head cool, clean."""
         with self._state:
-            if fault == "feeder_empty":
+            if fault in CHIP_FAULTS:
+                if self.card is not None:
+                    self.card.fail_writes, self.card.leave_field_at_write = 0, None
+            elif fault == "feeder_empty":
                 self.feeder = max(self.feeder, self.settings.feeder_cards)
             elif fault == "cover_open":
                 self.cover_open = False
@@ -77,6 +85,14 @@ class FaultsMixin:
                 self.cards_since_cleaning = 0
             else:
                 raise ValueError(f"no such fault to clear: {fault}")
+
+    def _chip_fault(self, fault: str) -> None:
+        if self.card is None:
+            return                               # a blank without a chip: nothing to go wrong there
+        if fault == "chip_write_refused":
+            self.card.fail_writes = 1            # the first UPDATE BINARY answers 69 82
+        else:
+            self.card.leave_field_at_write = 1   # pulled out of the field at the first UPDATE BINARY
 
     def _trigger(self, step: str) -> None:
         fault = self.armed.pop(step, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..encoder import CardChannel, EncodeError, EncoderStatus
+from .card import CardLeftField
 
 
 class SimStationChannel(CardChannel):
@@ -25,7 +26,10 @@ class SimStationChannel(CardChannel):
     def transmit(self, apdu: bytes) -> bytes:
         if self._card is None or self.printer.card_at_station() is not self._card:
             raise EncodeError("no_card", "no card connected")
-        return self._card.transmit(apdu)
+        try:
+            return self._card.transmit(apdu)
+        except CardLeftField as gone:
+            raise EncodeError("no_card", f"the card left the station mid-command: {gone}") from gone
 
     def release(self) -> None:
         self._card = None
