@@ -75,7 +75,7 @@ def settle(room, correlations=()) -> None:
 @pytest.mark.parametrize("point", POINTS)
 def test_a_kill_at_every_transition_point_keeps_every_promise(room, point):
     if point == "after_spoiled":
-        pytest.skip("needs a failing card; covered when the printer simulator can inject faults")
+        pytest.skip("needs a failing card: test_a_kill_right_after_a_spoiled_card_keeps_every_promise")
     room.env["KARTUD_CRASH_AT"] = point
     room.start()
     room.receive_blanks(10)
@@ -166,6 +166,41 @@ def test_a_card_left_in_the_printer_by_a_killed_daemon_goes_to_the_reject_box_at
         assert spoiled["data"]["state"] == "queued"
         room.wait_state(job["job_id"], "printed")
         assert [c["destination"] for c in room.cards()] == ["reject", "output"]
+        assert room.stop() == 0
+        check_promises(room, {})
+    finally:
+        room.close()
+        printer.stop()
+
+
+def test_a_kill_right_after_a_spoiled_card_keeps_every_promise(tmp_path, broker):
+    from printer_fixtures import SerialRoom, SimProcess
+
+    from kartud.hw.sim.sim_control import send_command
+
+    room = SerialRoom(tmp_path / "room", broker)
+    os.makedirs(room.dir)
+    room.pty_path = os.path.join(room.dir, "ttyEVOLIS")
+    control = os.path.join(room.dir, "sim-control.sock")
+    printer = SimProcess(room.pty_path, os.path.join(room.dir, "cards"), "--no-chip", "--seconds-per-card", "0.3",
+                         "--control", control)
+    try:
+        assert send_command(control, "arm print ribbon_ended") == "ok"      # the first card fails mid-print
+        room.env["KARTUD_CRASH_AT"] = "after_spoiled"
+        room.start()
+        room.receive_blanks(5, "KIA")
+        job = room.job("KIA")
+        room.submit(job)
+        assert room.process.wait(30) == -9
+        assert [c["destination"] for c in room.cards()] == ["reject"]
+        assert send_command(control, "clear ribbon_ended") == "ok"
+        room.env.pop("KARTUD_CRASH_AT")
+        room.start()
+        room.wait_state(job["job_id"], "printed")                            # the second blank, once
+        assert [c["destination"] for c in room.cards()] == ["reject", "output"]
+        assert room.query("SELECT attempts FROM jobs") == [(2,)]
+        assert room.query("SELECT printed, spoiled, reserved FROM blank_stock WHERE card_type = 'KIA'") == \
+            [(1, 1, 0)]
         assert room.stop() == 0
         check_promises(room, {})
     finally:
