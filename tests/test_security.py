@@ -102,7 +102,7 @@ def test_required_signatures_refuse_unsigned_forged_altered_and_replayed_request
         "unsigned": job,
         "forged": sign_request(_topic("job/submit"), job, intruder),
         "altered": {**signed, "priority": 9},
-        "other topic": sign_request(f"kartud/another-station/request/job/submit", job, room.key),
+        "other topic": sign_request("kartud/another-station/request/job/submit", job, room.key),
         "not base64": {**job, "sig": "!!!"},
     }
     for name, payload in refusals.items():
