@@ -16,6 +16,7 @@ from kartud.hw.printer import FAULT_CODES as PRINTER_FAULT_CODES, PrinterFault
 from . import __version__
 from .clock import Clock, rfc3339
 from .commands import Commands
+from .control_socket import ControlSocket
 from .intake import Intake
 from .journal_ids import (MSG_BLANKS_LOW, MSG_DAILY_LIMIT_REACHED, MSG_FAULT_CLEARED, MSG_FAULT_RAISED,
                           MSG_INTERNAL_ERROR, MSG_JOB_IN_DOUBT, MSG_READY, MSG_STOPPED)
@@ -145,6 +146,8 @@ class Daemon:
             await self._reject_leftover_card()
         self.mqtt = MqttLink(self.config, loop, self._requests.put_nowait, self._on_mqtt_connected)
         self.mqtt.start()
+        self.control = ControlSocket(self, self.config.control.socket)
+        await self.control.start()
         self.annunciator = open_annunciator(self.config.indicator, loop)
         notify("READY=1")
         log.info("kartud %s ready: station %s, printer %s, store %s", __version__, self.config.station.id,
@@ -161,6 +164,7 @@ class Daemon:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.control.close()
         self.mqtt.stop()
         await self.db(self.store.close)
         self._store_thread.shutdown()
