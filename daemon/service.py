@@ -273,10 +273,12 @@ class Daemon:
             "reason": decision.reason,
             "faults": [{"code": code, "since": rfc3339(since, self.tz)} for code, since in self.faults.items()],
             "today": {"date": facts.now.date().isoformat(), "printed": ledger.printed_today,
-                      "spoiled": ledger.spoiled_today, "limit": self.config.limits.daily},
+                      "spoiled": ledger.spoiled_today, "limit": self.config.limits.daily,
+                      "started": ledger.started_today},       # extension: what counts against the limit
             "next_print_at": rfc3339(decision.next_print_at, self.tz) if decision.next_print_at else None,
             "queue": {"queued": counts["queued"], "in_doubt": counts["in_doubt"]},
             "in_doubt_jobs": ledger.in_doubt_ids[:20],      # extension: which jobs wait for job/resolve
+            "paused_reason": self.paused_reason,             # extension: what the operator gave with queue/pause
             "blanks": {t: {"in_stock": stock[t]["in_stock"], "low": stock[t]["in_stock"] < low}
                        for t in self.config.station.card_types},
             "printer": {**self._printer_info, "cards_until_cleaning": self._printer_info.get("cards_until_cleaning")

@@ -47,7 +47,7 @@ def test_a_working_week_prints_the_daily_limit_inside_hours_and_says_why_it_wait
 
     done = status_at(office, datetime(2026, 11, 23, 15, 0, tzinfo=JAKARTA))
     assert (done["mode"], done["reason"]) == ("waiting", "daily_limit_reached")
-    assert done["today"] == {"date": "2026-11-23", "printed": 3, "spoiled": 0, "limit": 3}
+    assert done["today"] == {"date": "2026-11-23", "printed": 3, "spoiled": 0, "limit": 3, "started": 3}
     assert done["next_print_at"] == "2026-11-24T08:00:00+07:00"
 
     weekend = status_at(office, datetime(2026, 11, 28, 12, 0, tzinfo=JAKARTA))
