@@ -61,8 +61,7 @@ class JobLedger:
 
         New jobs have the highest sequence numbers, so the jobs ahead of one are all of higher priority
         plus those of its own priority except itself and the new ones inserted after it."""
-        per_priority = dict(conn.execute("SELECT priority, COUNT(*) FROM jobs WHERE state = 'queued'"
-                                         " GROUP BY priority").fetchall())
+        per_priority = self.queued_counts("priority")
         later_same: dict[int, int] = {}
         out: list = [None] * len(results)
         for i in range(len(results) - 1, -1, -1):

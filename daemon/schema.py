@@ -139,6 +139,34 @@ MIGRATIONS: list[str] = [
     CREATE INDEX blank_movements_boot ON blank_movements (boot_id, mono) WHERE kind = 'reserved';
     CREATE INDEX audit_at ON audit (at);
     """,
+    # 5: job counts per state, card type and priority, kept by triggers in the same transaction as
+    #    the change: the scheduler, the state document and queue positions read them in constant time
+    #    instead of counting a queue that may hold 100,000 jobs (the profile in docs/performance.md).
+    """
+    CREATE TABLE job_counts (
+        state     TEXT NOT NULL,
+        card_type TEXT NOT NULL,
+        priority  INTEGER NOT NULL,
+        n         INTEGER NOT NULL CHECK (n >= 0),
+        PRIMARY KEY (state, card_type, priority)
+    ) WITHOUT ROWID;
+    INSERT INTO job_counts (state, card_type, priority, n)
+        SELECT state, card_type, priority, COUNT(*) FROM jobs GROUP BY state, card_type, priority;
+    CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs BEGIN
+        INSERT INTO job_counts (state, card_type, priority, n) VALUES (NEW.state, NEW.card_type, NEW.priority, 1)
+            ON CONFLICT (state, card_type, priority) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER job_counts_update AFTER UPDATE OF state ON jobs WHEN OLD.state IS NOT NEW.state BEGIN
+        UPDATE job_counts SET n = n - 1
+            WHERE state = OLD.state AND card_type = OLD.card_type AND priority = OLD.priority;
+        INSERT INTO job_counts (state, card_type, priority, n) VALUES (NEW.state, NEW.card_type, NEW.priority, 1)
+            ON CONFLICT (state, card_type, priority) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs BEGIN
+        UPDATE job_counts SET n = n - 1
+            WHERE state = OLD.state AND card_type = OLD.card_type AND priority = OLD.priority;
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -60,8 +60,7 @@ def gather(store, now: datetime, tz, mono_now: float, boot_id: str) -> LedgerFac
     newest = conn.execute("SELECT MAX(at) FROM audit").fetchone()[0]
     clock_behind = newest is not None and \
         (datetime.fromisoformat(newest) - now).total_seconds() > CLOCK_BEHIND_TOLERANCE_S
-    queued = dict(conn.execute("SELECT card_type, COUNT(*) FROM jobs WHERE state = 'queued' GROUP BY card_type"
-                               ).fetchall())
+    queued = store.queued_counts("card_type")
     in_doubt = [r[0] for r in conn.execute("SELECT job_id FROM jobs WHERE state = 'in_doubt' ORDER BY seq")]
     return LedgerFacts(
         started_today=max(by_kind.get("reserved", 0), same_boot),

@@ -141,11 +141,17 @@ class Store(JobLedger, BlankLedger):
     # -- station ------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        """Number of jobs in each state."""
+        """Number of jobs in each state (from the trigger-kept job_counts, not a scan of the jobs)."""
         counts = {state: 0 for state in J.STATES}
-        for state, n in self.conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
+        for state, n in self.conn.execute("SELECT state, SUM(n) FROM job_counts GROUP BY state"):
             counts[state] = n
         return counts
+
+    def queued_counts(self, by: str) -> dict:
+        """Queued jobs per ``card_type`` or per ``priority`` (constant time, see schema migration 5)."""
+        column = {"card_type": "card_type", "priority": "priority"}[by]
+        return {key: n for key, n in self.conn.execute(
+            f"SELECT {column}, SUM(n) FROM job_counts WHERE state = 'queued' GROUP BY {column}") if n}
 
     def cards_started_between(self, start: datetime, end: datetime) -> dict[str, int]:
         """Blanks fed (printed or spoiled or in hand) between two instants: what used the head."""

@@ -27,6 +27,12 @@ mount -t tmpfs -o mode=0755 kartud-test /run      # first: even mount(8)'s lock 
 mount -t tmpfs -o mode=0755 kartud-test /opt
 mkdir -p /opt/test /opt/kartud/bin /opt/host-dev
 mount --bind "$test_dir" /opt/test
+# The venv and a plain copy of the packages, kept reachable under /opt before /tmp is hidden: CI may
+# clone the project under /tmp, where an editable install's paths would vanish with it.
+mkdir -p /opt/kartud/site /opt/kartud/lib
+mount --bind "$site" /opt/kartud/site
+cp -r /opt/test/src/kartud /opt/kartud/lib/kartud
+chmod -R a+rX /opt/kartud/lib
 mount --bind /dev /opt/host-dev
 mount -t tmpfs -o mode=0755 kartud-test /dev
 for node in null zero full random urandom tty; do
@@ -50,8 +56,8 @@ useradd --system --gid kartud --home-dir /var/lib/kartud --no-create-home --shel
 install -d -m 0750 -g kartud /etc/kartud
 install -m 0640 -g kartud /opt/test/kartud.toml /etc/kartud/kartud.toml
 # The venv's console script, on a Python outside /root and /home (the unit's ProtectHome= hides those).
-printf '#!%s\nimport site, sys\nsite.addsitedir("%s")\nfrom kartud.daemon.cli import main\nsys.exit(main())\n' \
-    "$python" "$site" > /opt/kartud/bin/kartud
+printf '#!%s\nimport site, sys\nsys.path.insert(0, "/opt/kartud/lib")\nsite.addsitedir("/opt/kartud/site")\nfrom kartud.daemon.cli import main\nsys.exit(main())\n' \
+    "$python" > /opt/kartud/bin/kartud
 chmod 0755 /opt/kartud/bin/kartud
 
 export container=kartud-test SYSTEMD_UNIT_PATH=/opt/test/units
@@ -121,6 +127,12 @@ class PrivateSystemd:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
         (directory / "kartud.toml").write_text(config)
+        # The packages as an installed kartud lays them out (kartud/, kartud/daemon, kartud/hw).
+        repo = Path(__file__).resolve().parent.parent
+        package = directory / "src" / "kartud"
+        shutil.copytree(repo / "daemon", package / "daemon", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(repo / "hw", package / "hw", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(repo / "kartud_pkg" / "__init__.py", package / "__init__.py")
         self.cgroup = Path(cgroup2_mount()) / f"kartud-test-{uuid.uuid4().hex[:12]}"
         self.launcher: subprocess.Popen | None = None
         self.pid1: int | None = None
