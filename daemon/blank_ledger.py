@@ -14,7 +14,9 @@ class BlankLedger:
     received + adjusted = in_stock + reserved + printed + spoiled at every commit."""
 
     def _movement(self, conn, card_type, kind, count, batch_id=None, job_id=None, reason=None) -> None:
-        boot_id, mono = (self.clock.boot_id, self.clock.monotonic()) if kind == "reserved" else (None, None)
+        # Starts (and their take-backs) carry the machine's monotonic time: see station_facts.
+        boot_id, mono = (self.clock.boot_id, self.clock.monotonic()) if kind in ("reserved", "released") \
+            else (None, None)
         conn.execute("INSERT INTO blank_movements (at, card_type, kind, count, batch_id, job_id, reason, boot_id, mono)"
                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      (self.now(), card_type, kind, count, batch_id, job_id, reason, boot_id, mono))
@@ -97,7 +99,9 @@ class BlankLedger:
     def cards_since_cleaning(self) -> int:
         """Blanks fed to the printer since the last recorded cleaning (or ever)."""
         last = self.conn.execute("SELECT COALESCE(MAX(after_movement), 0) FROM cleanings").fetchone()[0]
-        return self.conn.execute("SELECT COUNT(*) FROM blank_movements WHERE kind = 'reserved' AND id > ?",
+        # A claim taken back (nothing was fed) moved no card through the printer.
+        return self.conn.execute("SELECT COALESCE(SUM(CASE kind WHEN 'reserved' THEN 1 ELSE -1 END), 0)"
+                                 " FROM blank_movements WHERE kind IN ('reserved', 'released') AND id > ?",
                                  (last,)).fetchone()[0]
 
     def stock(self) -> dict[str, dict[str, int]]:

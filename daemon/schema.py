@@ -167,6 +167,10 @@ MIGRATIONS: list[str] = [
             WHERE state = OLD.state AND card_type = OLD.card_type AND priority = OLD.priority;
     END;
     """,
+    # 6: claims taken back (nothing fed) carry the monotonic clock too, so they leave today's count.
+    """
+    CREATE INDEX blank_movements_boot_released ON blank_movements (boot_id, mono) WHERE kind = 'released';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

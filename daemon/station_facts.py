@@ -3,6 +3,9 @@
 How "today" is determined: the local date of ``station.timezone`` on the wall clock. Two guards
 keep a wrong wall clock from printing past the daily limit:
 
+Cards "started" are claims that fed a card: a claim taken back because nothing was fed (the
+feed refused, e.g. head cooling) is not counted.
+
 - **forward jump** (an NTP correction, a mistyped date): every card start also records the
   machine's monotonic clock and boot id, and today's count is the larger of the cards started
   since local midnight by the wall clock and the cards started, in this boot, within the same
@@ -53,8 +56,11 @@ def gather(store, now: datetime, tz, mono_now: float, boot_id: str) -> LedgerFac
     by_kind = dict(conn.execute("SELECT kind, COUNT(*) FROM blank_movements WHERE at >= ? AND at < ?"
                                 " GROUP BY kind", bounds).fetchall())
     since_midnight = seconds_between(midnight, local)
+    window = (boot_id, mono_now - since_midnight)
     same_boot = conn.execute("SELECT COUNT(*) FROM blank_movements WHERE kind = 'reserved' AND boot_id = ?"
-                             " AND mono >= ?", (boot_id, mono_now - since_midnight)).fetchone()[0]
+                             " AND mono >= ?", window).fetchone()[0] - \
+        conn.execute("SELECT COUNT(*) FROM blank_movements WHERE kind = 'released' AND boot_id = ?"
+                     " AND mono >= ?", window).fetchone()[0]
     last = conn.execute("SELECT MAX(at) FROM blank_movements WHERE kind = 'reserved' AND at >= ? AND at < ?",
                         bounds).fetchone()[0]
     newest = conn.execute("SELECT MAX(at) FROM audit").fetchone()[0]
@@ -63,7 +69,8 @@ def gather(store, now: datetime, tz, mono_now: float, boot_id: str) -> LedgerFac
     queued = store.queued_counts("card_type")
     in_doubt = [r[0] for r in conn.execute("SELECT job_id FROM jobs WHERE state = 'in_doubt' ORDER BY seq")]
     return LedgerFacts(
-        started_today=max(by_kind.get("reserved", 0), same_boot),
+        # A claim taken back (the feed failed before a card moved) used no blank and no head time.
+        started_today=max(by_kind.get("reserved", 0) - by_kind.get("released", 0), same_boot),
         printed_today=by_kind.get("printed", 0), spoiled_today=by_kind.get("spoiled", 0),
         last_start=datetime.fromisoformat(last).astimezone(tz) if last else None,
         clock_behind=clock_behind, counts=store.counts(), stock=store.stock(), queued_by_type=queued,

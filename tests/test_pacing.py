@@ -211,3 +211,16 @@ def test_a_station_in_a_zone_with_daylight_saving_keeps_its_hours_across_the_cha
     for moment in per_day["2026-03-29"]:                                 # a 23-hour day: 01:00-05:00 is 3 hours
         assert station.calendar.is_working(moment) and moment.hour in (1, 3, 4)
     assert station.calendar.working_seconds(date(2026, 3, 29)) == 3 * 3600
+
+
+def test_a_claim_taken_back_because_nothing_was_fed_does_not_count_against_the_day(tmp_path):
+    clock = ManualClock(datetime(2026, 11, 23, 9, 0, tzinfo=JAKARTA))
+    station = Station(str(tmp_path), clock, 2, ["mon-sun 00:00-24:00"], "none")
+    job = new_job(1)
+    station.store.submit_job(job)
+    station.store.claim(job.job_id)
+    station.store.release_claim(job.job_id, "head_cooling")      # the printer refused the feed
+    ledger = gather(station.store, clock.now(), JAKARTA, clock.monotonic(), clock.boot_id)
+    assert ledger.started_today == 0 and station.store.cards_since_cleaning() == 0
+    station.run_until(datetime(2026, 11, 23, 10, 0, tzinfo=JAKARTA), 15)
+    assert len(station.starts) == 2                                  # the whole limit is still there
