@@ -36,7 +36,6 @@ def check_config(path: str) -> int:
 
 
 def run(path: str) -> int:
-    from .devices import DeviceSetupError
     from .logs import setup_logging
     from .service import Daemon
 
@@ -51,12 +50,7 @@ def run(path: str) -> int:
         for key, problem in error.problems:
             log.critical("config %s: %s", key, problem)
         return EXIT_USAGE
-    try:
-        daemon = Daemon(config, make_clock(config))
-    except DeviceSetupError as error:
-        log.critical("cannot start: %s", error)
-        return EXIT_USAGE
-    return asyncio.run(daemon.run())
+    return asyncio.run(Daemon(config, make_clock(config)).run())
 
 
 def indicator_fault(path: str) -> int:

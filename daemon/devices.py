@@ -8,9 +8,6 @@ from kartud.hw.printer.evolis import EvolisPrinter, EvolisSettings
 from kartud.hw.printer.panels import PanelSettings
 
 
-class DeviceSetupError(Exception):
-    """The configured device cannot be used; the message says which key to change."""
-
 
 def printer_settings(config) -> EvolisSettings:
     """The Evolis driver's settings from ``[printer]``."""
