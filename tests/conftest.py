@@ -13,9 +13,9 @@ import subprocess
 
 import pytest
 
-from kartud.daemon.fake_people import fake_job
-from kartud.daemon.office import OfficeClient
-from kartud.daemon.sim_room import PrivateBroker, sim_config, start_daemon
+from kartud.room.fake_people import fake_job
+from kartud.room.office import OfficeClient
+from kartud.room.sim_room import PrivateBroker, sim_config, start_daemon
 from kartud.hw.sim.card import files_sha256
 
 STATION = "test-room-01"

@@ -7,7 +7,7 @@ import json
 import threading
 from typing import Any
 
-from kartud.daemon.control_socket import ControlSocket
+from kartud.service.control_socket import ControlSocket
 
 
 class FakeDaemon:

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 from conftest import SMALL_FRONT
 
-from kartud.daemon.clock import ManualClock
-from kartud.daemon.fake_people import fake_job
-from kartud.daemon.jobs import validate_submission
-from kartud.daemon.store import Store
+from kartud.rules.clock import ManualClock
+from kartud.room.fake_people import fake_job
+from kartud.rules.jobs import validate_submission
+from kartud.ledger.store import Store
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 DAYS = (date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4))

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from kartud.daemon.sim_room import free_port
+from kartud.room.sim_room import free_port
 from kartud.hw.sim.sim_control import send_command
 
 from printer_fixtures import SerialRoom, SimProcess

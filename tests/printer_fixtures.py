@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from PIL import Image
 
-from kartud.daemon.clock import ManualClock
+from kartud.rules.clock import ManualClock
 from kartud.hw.printer.evolis import EvolisPrinter, EvolisSettings
 from kartud.hw.printer.transport import MemoryTransport, SerialTransport
 from kartud.hw.printer.usb import UsbTransport
@@ -173,7 +173,7 @@ class SimProcess:
 
     def __init__(self, pty_path: str, output_dir: str, *args: str):
         self.pty_path = pty_path
-        self.process = subprocess.Popen([sys.executable, "-m", "kartud.daemon.sim_cli", "printer", "--pty", pty_path,
+        self.process = subprocess.Popen([sys.executable, "-m", "kartud.room.cli", "printer", "--pty", pty_path,
                                          "--output-dir", output_dir, *args],
                                         stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []

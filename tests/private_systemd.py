@@ -56,7 +56,7 @@ useradd --system --gid kartud --home-dir /var/lib/kartud --no-create-home --shel
 install -d -m 0750 -g kartud /etc/kartud
 install -m 0640 -g kartud /opt/test/kartud.toml /etc/kartud/kartud.toml
 # The venv's console script, on a Python outside /root and /home (the unit's ProtectHome= hides those).
-printf '#!%s\nimport site, sys\nsys.path.insert(0, "/opt/kartud/lib")\nsite.addsitedir("/opt/kartud/site")\nfrom kartud.daemon.cli import main\nsys.exit(main())\n' \
+printf '#!%s\nimport site, sys\nsys.path.insert(0, "/opt/kartud/lib")\nsite.addsitedir("/opt/kartud/site")\nfrom kartud.service.cli import main\nsys.exit(main())\n' \
     "$python" > /opt/kartud/bin/kartud
 chmod 0755 /opt/kartud/bin/kartud
 

@@ -220,7 +220,7 @@ def test_install_under_a_root_runs_nothing_that_acts_on_the_system_but_lists_it(
 
 def test_install_compiles_the_catalog_under_the_root(installed):
     listed = subprocess.run(["journalctl", f"--root={installed}", "--list-catalog"], capture_output=True, text=True)
-    from kartud.daemon.journal_ids import ALL
+    from kartud.service.journal_ids import ALL
 
     assert sorted(line.split()[0] for line in listed.stdout.splitlines()) == sorted(ALL.values())
 

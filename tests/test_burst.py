@@ -10,7 +10,7 @@ import pytest
 from conftest import BW_FRONT_B64, ROOT, STATION, Room
 from tls_fixtures import CertificateAuthority, secure_broker
 
-from kartud.daemon.office import OfficeClient
+from kartud.room.office import OfficeClient
 
 BURST = int(os.environ.get("KARTUD_BURST_JOBS", "10000"))
 

@@ -139,7 +139,7 @@ def test_vpcd_address_refused(text):
 
 
 def test_kartud_sim_printer_refuses_a_bad_vpcd_address(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "kartud.daemon.sim_cli", "printer", "--pty", str(tmp_path / "tty"),
+    result = subprocess.run([sys.executable, "-m", "kartud.room.cli", "printer", "--pty", str(tmp_path / "tty"),
                              "--vpcd", "nowhere"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "HOST:PORT" in result.stderr
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kartud.daemon.clock import Clock, ManualClock, SimulatedClock, rfc3339
+from kartud.rules.clock import Clock, ManualClock, SimulatedClock, rfc3339
 
 START = datetime(2026, 11, 27, 1, 0, tzinfo=timezone.utc)
 JAKARTA = ZoneInfo("Asia/Jakarta")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kartud.daemon import config as config_module
-from kartud.daemon.config import SCHEMA, Config, ConfigError, from_dict, load
+from kartud.rules import config as config_module
+from kartud.rules.config import SCHEMA, Config, ConfigError, from_dict, load
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "etc" / "kartud" / "kartud.toml"
@@ -33,7 +33,7 @@ def write(tmp_path: Path, text: str, name: str = "kartud.toml") -> Path:
 
 def check_config(path: Path | str) -> subprocess.CompletedProcess:
     """Run ``kartud check-config`` as its own process, as an operator would."""
-    return subprocess.run([sys.executable, "-m", "kartud.daemon.cli", "check-config", "--config", str(path)],
+    return subprocess.run([sys.executable, "-m", "kartud.service.cli", "check-config", "--config", str(path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=30)
 
 

@@ -9,7 +9,7 @@ import json
 import pytest
 from conftest import ROOT
 
-from kartud.daemon.office import OfficeClient
+from kartud.room.office import OfficeClient
 
 VIEW_FIELDS = {"job_id", "record_id", "card_type", "nik_masked", "state", "step", "reason", "attempts", "priority",
                "created_at", "updated_at", "printed_at", "card_uid", "batch_id"}

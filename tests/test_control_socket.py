@@ -16,8 +16,8 @@ import time
 import pytest
 from control_fixtures import FakeDaemon, ServedSocket
 
-from kartud.daemon import control_socket
-from kartud.daemon.control_socket import encode_line, socket_group
+from kartud.service import control_socket
+from kartud.service.control_socket import encode_line, socket_group
 
 
 def talk(path: str, *lines: bytes, timeout: float = 5.0) -> list[dict]:

@@ -17,8 +17,8 @@ from collections import Counter
 import pytest
 from conftest import chip_sha
 
-from kartud.daemon.crashpoints import POINTS
-from kartud.daemon.store import verify_audit_chain
+from kartud.service.crashpoints import POINTS
+from kartud.ledger.store import verify_audit_chain
 
 RANDOM_KILLS = int(os.environ.get("KARTUD_CRASH_KILLS", "200"))
 KILLS_PER_TEST = 40          # each test stays well under a minute; the seeds together make RANDOM_KILLS

@@ -10,7 +10,7 @@ from conftest import ROOT
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kartud.daemon.signing import public_key_base64
+from kartud.rules.signing import public_key_base64
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "mqtt.md"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import ROOT, chip_sha
 
-from kartud.daemon.office import OfficeClient
+from kartud.room.office import OfficeClient
 
 
 def test_a_submitted_job_is_printed_and_the_office_sees_it_all(room):

@@ -9,7 +9,7 @@ from collections import Counter
 
 from conftest import chip_sha
 
-from kartud.daemon.sim_room import start_daemon
+from kartud.room.sim_room import start_daemon
 
 
 def _outputs_by_chip(room) -> Counter:

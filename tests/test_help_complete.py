@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kartud.daemon.cli import main as kartud_main
-from kartud.daemon.ctl import build_parser
-from kartud.daemon.ctl_text import Texts
+from kartud.service.cli import main as kartud_main
+from kartud.ctl.cli import build_parser
+from kartud.ctl.words import Texts
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -9,8 +9,8 @@ import gpiozero.pins.mock
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from kartud.daemon import indicator as station
-from kartud.daemon.indicator import (BEEPING, PRINTING, READY, STOPPED, WAITING, Annunciator, fault_pattern,
+from kartud.service import annunciator as station
+from kartud.service.annunciator import (BEEPING, PRINTING, READY, STOPPED, WAITING, Annunciator, fault_pattern,
                                      indicator_settings, lamp_pattern, open_annunciator)
 from kartud.hw import indicator as hw_indicator
 from kartud.hw.indicator import OFF, GpioIndicator, Pattern

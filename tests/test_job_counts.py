@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 
 from test_pacing import new_job
 
-from kartud.daemon.clock import ManualClock
-from kartud.daemon.errors import CommandError
-from kartud.daemon.store import OutOfBlanks, Store
+from kartud.rules.clock import ManualClock
+from kartud.rules.errors import CommandError
+from kartud.ledger.store import OutOfBlanks, Store
 
 COUNTED = "SELECT state, card_type, priority, COUNT(*) FROM jobs GROUP BY state, card_type, priority ORDER BY 1, 2, 3"
 KEPT = "SELECT state, card_type, priority, n FROM job_counts WHERE n > 0 ORDER BY 1, 2, 3"

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kartud.daemon import jobs as J
-from kartud.daemon.errors import CommandError
-from kartud.daemon.fake_people import fake_job
+from kartud.rules import jobs as J
+from kartud.rules.errors import CommandError
+from kartud.room.fake_people import fake_job
 
 BOTH = ["KTP_EL", "KIA"]
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from journal_capture import JournalCapture, can_capture, parse_native
-from kartud.daemon import journal_ids, logs
-from kartud.daemon.journal_ids import MSG_FAULT_RAISED, MSG_GAVE_UP, MSG_JOB_PRINTED, MSG_READY
+from kartud.service import journal_ids
+from kartud.service import logs
+from kartud.service.journal_ids import MSG_FAULT_RAISED, MSG_GAVE_UP, MSG_JOB_PRINTED, MSG_READY
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "etc" / "systemd" / "catalog" / "kartud.catalog"
@@ -44,7 +45,7 @@ def run_captured(journal: JournalCapture, code: str) -> subprocess.CompletedProc
 def test_every_record_reaches_journald_with_its_fields_and_no_nik(journal):
     result = run_captured(journal, f"""
         import logging
-        from kartud.daemon.logs import setup_logging
+        from kartud.service.logs import setup_logging
         setup_logging()
         log = logging.getLogger("kartud.press")
         log.info("job %s printed", "j-0001", extra={{"job": "j-0001", "record": "PRR-1",
@@ -80,7 +81,7 @@ def test_every_record_reaches_journald_with_its_fields_and_no_nik(journal):
 def test_the_daemon_logs_its_jobs_and_faults_to_journald(room, journal):
     room.overrides["printer.sim.feeder_cards"] = "1"   # the second card finds the feeder empty: a fault
     with open(room.log_path, "ab") as output:
-        room.process = subprocess.Popen(journal.command([sys.executable, "-m", "kartud.daemon.cli", "run",
+        room.process = subprocess.Popen(journal.command([sys.executable, "-m", "kartud.service.cli", "run",
                                                          "--config", room.config_path]),
                                         stdout=output, stderr=subprocess.STDOUT)
     room.connect().wait_availability("online", timeout=20)
@@ -109,7 +110,7 @@ def test_the_daemon_logs_its_jobs_and_faults_to_journald(room, journal):
 def test_the_failure_program_says_systemd_gave_up(journal, tmp_path):
     config = tmp_path / "kartud.toml"
     config.write_text('[station]\nid = "x"\n[indicator]\nbackend = "mock"\n')
-    process = subprocess.Popen(journal.command([sys.executable, "-m", "kartud.daemon.cli", "indicator-fault",
+    process = subprocess.Popen(journal.command([sys.executable, "-m", "kartud.service.cli", "indicator-fault",
                                                 "--config", str(config)]),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

@@ -13,7 +13,7 @@ import pytest
 from control_fixtures import FakeDaemon, ServedSocket
 from ledger_history import write_history
 
-from kartud.daemon.ctl import main
+from kartud.ctl.cli import main
 
 STATE = {
     "station": "kota-probolinggo-01", "version": "1.0.0", "at": "2026-11-27T02:15:02+00:00",
@@ -223,7 +223,7 @@ def test_the_installed_program_keeps_its_exit_codes(tmp_path):
     config = tmp_path / "k.toml"
     config.write_text(f'[station]\nid = "s-1"\n[control]\nsocket = "{tmp_path}/none.sock"\n'
                       f'[store]\npath = "{tmp_path}/k.db"\n')
-    run = lambda *argv: subprocess.run([sys.executable, "-m", "kartud.daemon.ctl", "--config", str(config), *argv],
+    run = lambda *argv: subprocess.run([sys.executable, "-m", "kartud.ctl.cli", "--config", str(config), *argv],
                                        capture_output=True, text=True, timeout=30, env={**os.environ, "LANG": "C"})
     down = run("resume")
     assert down.returncode == 3 and "kartud is not running" in down.stderr and "Traceback" not in down.stderr

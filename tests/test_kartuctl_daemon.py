@@ -13,7 +13,7 @@ from conftest import STATION
 
 
 def kartuctl(room, *argv) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kartud.daemon.ctl", "--config", room.config_path, *argv],
+    return subprocess.run([sys.executable, "-m", "kartud.ctl.cli", "--config", room.config_path, *argv],
                           capture_output=True, text=True, timeout=30, env={**os.environ, "LANG": "C.UTF-8"})
 
 

@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kartud.daemon.calendar import WorkingCalendar
-from kartud.daemon.clock import ManualClock
-from kartud.daemon.jobs import NewJob
-from kartud.daemon.scheduler import Facts, decide
-from kartud.daemon.station_facts import gather
-from kartud.daemon.store import Store
+from kartud.rules.calendar import WorkingCalendar
+from kartud.rules.clock import ManualClock
+from kartud.rules.jobs import NewJob
+from kartud.rules.scheduler import Facts, decide
+from kartud.ledger.station_facts import gather
+from kartud.ledger.store import Store
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 

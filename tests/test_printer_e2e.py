@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageChops
 
 from conftest import SMALL_FRONT
-from kartud.daemon.clock import Clock
+from kartud.rules.clock import Clock
 from kartud.hw.printer.evolis import EvolisPrinter
 from kartud.hw.printer.transport import SerialTransport
 from kartud.hw.sim.evolis_sim import EvolisSim, SimSettings

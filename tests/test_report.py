@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 
 from conftest import SMALL_FRONT
 
-from kartud.daemon.clock import ManualClock
-from kartud.daemon.errors import CommandError
-from kartud.daemon.fake_people import fake_job
-from kartud.daemon.jobs import validate_submission
-from kartud.daemon.report import daily_report
-from kartud.daemon.store import OutOfBlanks, Store
+from kartud.rules.clock import ManualClock
+from kartud.rules.errors import CommandError
+from kartud.room.fake_people import fake_job
+from kartud.rules.jobs import validate_submission
+from kartud.ledger.daily_report import daily_report
+from kartud.ledger.store import OutOfBlanks, Store
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 

@@ -12,12 +12,12 @@ import subprocess
 import pytest
 from ledger_history import DAYS, JAKARTA, write_history
 
-from kartud.daemon.ctl import main
-from kartud.daemon.ctl_offline import OfflineStore
-from kartud.daemon.ctl_text import Texts
-from kartud.daemon.report import daily_report
-from kartud.daemon.report_month import month_report
-from kartud.daemon.report_text import report_csv, report_text
+from kartud.ctl.cli import main
+from kartud.ctl.offline import OfflineStore
+from kartud.ctl.words import Texts
+from kartud.ledger.daily_report import daily_report
+from kartud.ledger.monthly_report import month_report
+from kartud.ctl.report_text import report_csv, report_text
 
 needs_poppler = pytest.mark.skipif(not shutil.which("pdftotext") or not shutil.which("pdftoppm"),
                                    reason="poppler-utils (pdftotext, pdftoppm) is not installed")

@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 
 from conftest import SMALL_FRONT
 
-from kartud.daemon.clock import ManualClock
-from kartud.daemon.fake_people import fake_job
-from kartud.daemon.jobs import validate_submission
-from kartud.daemon.store import Store
+from kartud.rules.clock import ManualClock
+from kartud.room.fake_people import fake_job
+from kartud.rules.jobs import validate_submission
+from kartud.ledger.store import Store
 
 
 def test_personal_data_of_ended_jobs_is_erased_after_retention_and_nothing_else(tmp_path):

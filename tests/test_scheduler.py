@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kartud.daemon.scheduler import PRINTER_FAULTS_THAT_WAIT, Decision, Facts, decide, next_local_midnight
+from kartud.rules.scheduler import PRINTER_FAULTS_THAT_WAIT, Decision, Facts, decide, next_local_midnight
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 NOW = datetime(2026, 11, 27, 9, 15, 2, tzinfo=JAKARTA)

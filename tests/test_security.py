@@ -10,8 +10,8 @@ from conftest import ROOT, STATION, Room
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tls_fixtures import CertificateAuthority, secure_broker
 
-from kartud.daemon.office import OfficeClient
-from kartud.daemon.signing import public_key_base64, sign_request, signed_bytes
+from kartud.room.office import OfficeClient
+from kartud.rules.signing import public_key_base64, sign_request, signed_bytes
 
 
 @pytest.fixture

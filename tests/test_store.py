@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from kartud.daemon import jobs as J
-from kartud.daemon import schema
-from kartud.daemon.clock import ManualClock, rfc3339
-from kartud.daemon.errors import CommandError, StorageError
-from kartud.daemon.fake_people import fake_job
-from kartud.daemon.jobs import validate_submission
-from kartud.daemon.store import OutOfBlanks, Store
+from kartud.rules import jobs as J
+from kartud.ledger import schema
+from kartud.rules.clock import ManualClock, rfc3339
+from kartud.rules.errors import CommandError, StorageError
+from kartud.room.fake_people import fake_job
+from kartud.rules.jobs import validate_submission
+from kartud.ledger.store import OutOfBlanks, Store
 
 CARD_TYPES = ["KTP_EL", "KIA"]
 START = datetime(2026, 11, 27, 1, 0, tzinfo=timezone.utc)  # 08:00 in Jakarta

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from kartud.daemon import watchdog as watchdog_module
-from kartud.daemon.watchdog import HealthWatchdog
+from kartud.service import watchdog as watchdog_module
+from kartud.service.watchdog import HealthWatchdog
 from virtual_loop import run_virtual
 
 INTERVAL = 5.0

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from kartud.daemon.sim_room import PrivateBroker
+from kartud.room.sim_room import PrivateBroker
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import signal
 import sys
 
-from kartud.daemon import devices, service
-from kartud.daemon.cli import main
-from kartud.daemon.clock import Clock
+from kartud.service import devices
+from kartud.service import daemon as service
+from kartud.service.cli import main
+from kartud.rules.clock import Clock
 from kartud.hw.printer.evolis import EvolisPrinter
 from kartud.hw.printer.usb import UsbTransport
 from kartud.hw.sim.evolis_sim import EvolisSim, SimSettings

@@ -3,7 +3,7 @@ and the real head's cooling pauses (minutes of idle waiting, no CPU) would only 
 
 import sys
 
-from kartud.daemon.cli import main
+from kartud.service.cli import main
 from kartud.hw.sim.head import HeadSettings
 
 # HeadSettings is a frozen dataclass: its defaults live in __init__; no heating per card.

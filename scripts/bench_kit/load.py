@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from kartud.daemon.fake_people import fake_job, fake_person, render_front
+from kartud.room.fake_people import fake_job, fake_person, render_front
 
 from station import ROOT
 

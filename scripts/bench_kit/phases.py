@@ -61,7 +61,7 @@ class Profiler:
 
 
 def _short(frame: str) -> str:
-    """``run (kartud/daemon/press.py:45)`` → ``run (daemon/press.py)``: one line per function, not per line."""
+    """``run (kartud/daemon/service/press.py:45)`` → ``run (daemon/service/press.py)``: one line per function, not per line."""
     name, _, where = frame.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
     for marker in ("/site-packages/", "/lib/python3", "/work/main/", "/main/"):

@@ -15,7 +15,7 @@ from machine import machine_facts  # noqa: E402
 from phases import card_cost, idle, queue_and_intake, ready_times  # noqa: E402
 from write_md import write_markdown  # noqa: E402
 
-from kartud.daemon.sim_room import PrivateBroker  # noqa: E402
+from kartud.room.sim_room import PrivateBroker  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

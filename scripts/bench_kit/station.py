@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from kartud.daemon.sim_room import PrivateBroker, sim_config
+from kartud.room.sim_room import PrivateBroker, sim_config
 
 COOL_HEAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cool_head.py")
 
@@ -67,7 +67,7 @@ class Daemon:
         self.config = sim_config(directory, broker.port, station=STATION, **{**BASE, **overrides})
         self.notify = NotifySocket(os.path.join(directory, "notify.sock"))
         self.started_at = time.perf_counter()
-        program = [COOL_HEAD] if cool_head else ["-m", "kartud.daemon.cli"]
+        program = [COOL_HEAD] if cool_head else ["-m", "kartud.service.cli"]
         with open(os.path.join(directory, "daemon.log"), "ab") as log:
             self.process = subprocess.Popen([sys.executable, *program, "run", "--config", self.config], stdout=log,
                                             stderr=subprocess.STDOUT,

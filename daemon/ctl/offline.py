@@ -1,0 +1,143 @@
+"""kartuctl without the daemon: the read-only commands answered from the database file, never writing to it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+
+from .. import __version__
+from ..rules import jobs as J
+from ..rules.clock import Clock, rfc3339
+from ..rules.errors import CommandError, StorageError
+from ..ledger.daily_report import daily_report
+from ..ledger.store import Store, verify_audit_chain
+
+
+def connect_read_only(path: str) -> sqlite3.Connection:
+    """Open the database so that nothing on disk changes, whoever runs kartuctl.
+
+    A stopped daemon leaves no ``-wal`` file (its last close checkpoints it): then the file is opened
+    ``immutable``, because an ordinary read-only open would create ``-wal`` and ``-shm`` files owned by
+    this user, and a daemon running as kartud could not open the database over root's files. With a
+    ``-wal`` present (the daemon runs, or died) the ordinary read-only open reads it as it must.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no database at {path}")
+    flags = "mode=ro" if os.path.exists(path + "-wal") else "mode=ro&immutable=1"
+    conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?{flags}", uri=True, timeout=5)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA query_only=ON")
+    conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()     # fail here, not halfway through a report
+    return conn
+
+
+def daemon_holds_lock(path: str) -> bool | None:
+    """Whether a daemon holds the database's lock (it runs, whatever its socket says); None when the lock
+    file cannot be read. Opened read-only so that kartuctl never creates it."""
+    try:
+        handle = open(path + ".lock", "r")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        handle.close()
+
+
+class OfflineStore(Store):
+    """The store's own queries on a read-only connection (no lock taken, no migration run)."""
+
+    def __init__(self, path: str):
+        super().__init__(path, Clock())
+        self.conn = connect_read_only(path)
+
+
+class OfflineAnswers:
+    """The read-only commands' data, computed as the daemon computes it, for a daemon that is down."""
+
+    def __init__(self, config, store: OfflineStore, now: datetime | None = None):
+        self.config = config
+        self.store = store
+        self.tz = config.tz
+        self.now = (now or datetime.now(timezone.utc)).astimezone(self.tz)
+
+    def answer(self, command: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The ``data`` the daemon would answer, or raise :class:`CommandError` as it would."""
+        if command == "status/get":
+            return self.status()
+        if command == "job/list":
+            return {"jobs": self.store.list_jobs(payload.get("state"), payload.get("limit", 100))}
+        if command == "job/get":
+            view = self.store.get_job(payload["job_id"])
+            if view is None:
+                raise CommandError("not_found", f"there is no job {payload['job_id']}")
+            return view
+        if command == "report/daily":
+            return daily_report(self.store.conn, date.fromisoformat(payload["date"]), self.tz)
+        raise CommandError("unknown_command", f"{command} needs the daemon")
+
+    def status(self) -> dict[str, Any]:
+        """What can be known of the station without its daemon: no mode, faults or devices, but the
+        day's cards, the queue, the jobs in doubt and the blanks, exactly as the ledger has them."""
+        store, low = self.store, self.config.blanks.low_threshold
+        start = datetime.combine(self.now.date(), time(0, 0), tzinfo=self.tz)
+        today = store.cards_started_between(start, start + timedelta(days=1))
+        counts = store.counts()
+        stock = store.stock()
+        in_doubt = [r[0] for r in store.conn.execute("SELECT job_id FROM jobs WHERE state = ? ORDER BY seq LIMIT 20",
+                                                     (J.IN_DOUBT,))]
+        return {
+            "station": self.config.station.id,
+            "daemon": "not_running",
+            "version": __version__,
+            "at": rfc3339(self.now),
+            "mode": None,
+            "reason": None,
+            "paused_reason": store.get_setting("paused_reason"),
+            "faults": [],
+            "today": {"date": self.now.date().isoformat(), "printed": today["printed"], "spoiled": today["spoiled"],
+                      "started": today["started"], "limit": self.config.limits.daily},
+            "next_print_at": None,
+            # "printing" here is a card that was mid-way when the daemon stopped: in doubt at its next start.
+            "queue": {"queued": counts[J.QUEUED], "in_doubt": counts[J.IN_DOUBT], "printing": counts[J.PRINTING]},
+            "in_doubt_jobs": in_doubt,
+            "blanks": {t: {"in_stock": stock[t]["in_stock"], "low": stock[t]["in_stock"] < low}
+                       for t in self.config.station.card_types},
+            "printer": {"connected": None, "cards_until_cleaning": max(0, self.config.limits.cleaning_every
+                                                                       - store.cards_since_cleaning())},
+        }
+
+
+def verify(conn: sqlite3.Connection) -> dict[str, Any]:
+    """Recompute the audit chain and check each card type's stock against the sum of its movements.
+
+    Returns ``{"audit_rows", "audit_broken_at" (a message or None), "ledger": [{card_type, field,
+    stock, moved}...] (mismatches only), "ok"}``.
+    """
+    try:
+        rows, broken = verify_audit_chain(conn), None
+    except StorageError as exc:
+        rows, broken = None, str(exc)
+    mismatches = []
+    for stock in conn.execute("SELECT * FROM blank_stock ORDER BY card_type").fetchall():
+        moved = dict(conn.execute("SELECT kind, COALESCE(SUM(count), 0) FROM blank_movements WHERE card_type = ?"
+                                  " GROUP BY kind", (stock["card_type"],)).fetchall())
+        moved = {kind: moved.get(kind, 0) for kind in ("received", "adjusted", "reserved", "released", "printed",
+                                                       "spoiled")}
+        # Every printed or spoiled blank was reserved first; a released one went back to stock.
+        expected = {**moved, "reserved": moved["reserved"] - moved["released"] - moved["printed"] - moved["spoiled"]}
+        for field in ("received", "adjusted", "reserved", "printed", "spoiled"):
+            if stock[field] != expected[field]:
+                mismatches.append({"card_type": stock["card_type"], "field": field, "stock": stock[field],
+                                   "moved": expected[field]})
+    card_types = [r[0] for r in conn.execute("SELECT card_type FROM blank_stock ORDER BY card_type")]
+    return {"audit_rows": rows, "audit_broken_at": broken, "card_types": card_types, "ledger": mismatches,
+            "ok": broken is None and not mismatches}

@@ -1,0 +1,88 @@
+"""The station's working calendar: working spans per weekday, holidays, in the station's time zone.
+
+All arithmetic is on aware datetimes, so a day with a daylight-saving change (in a zone that has
+one) is 23 or 25 hours long and a span is as long as the clock on the wall says. Asia/Jakarta has
+had no DST since 1964, so there every day is 24 hours.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from ..rules.hours import parse_working_hours
+
+LOOK_AHEAD_DAYS = 370   # how far to look for the next opening (a year of holidays is still found)
+UTC = ZoneInfo("UTC")
+
+
+def seconds_between(start: datetime, end: datetime) -> float:
+    """Elapsed seconds. Python subtracts two datetimes of the same zone as wall times (a DST day would
+    come out 24 hours long), so both go to UTC first."""
+    return (end.astimezone(UTC) - start.astimezone(UTC)).total_seconds()
+
+
+class WorkingCalendar:
+    """When the station works.
+
+    >>> cal = WorkingCalendar(["mon-fri 08:00-14:00"], [], ZoneInfo("Asia/Jakarta"))
+    >>> cal.next_opening(datetime(2026, 11, 28, 10, 0, tzinfo=ZoneInfo("Asia/Jakarta"))).isoformat()
+    '2026-11-30T08:00:00+07:00'
+    """
+
+    def __init__(self, working_hours: list[str], holidays: list[str], tz: ZoneInfo):
+        self.tz = tz
+        self.weekly = parse_working_hours(working_hours)
+        self.holidays = {date.fromisoformat(d) for d in holidays}
+
+    def spans_on(self, day: date) -> list[tuple[datetime, datetime]]:
+        """The working spans of a local date as aware datetimes (none on a holiday)."""
+        if day in self.holidays:
+            return []
+        midnight = datetime.combine(day, time(0, 0), tzinfo=self.tz)
+        spans = []
+        for start_min, end_min in self.weekly[day.weekday()]:
+            start = self._at(day, start_min)
+            end = self._at(day, end_min) if end_min < 24 * 60 else \
+                datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=self.tz)
+            if end > start >= midnight:
+                spans.append((start, end))
+        return spans
+
+    def _at(self, day: date, minutes: int) -> datetime:
+        # A wall time that a DST change skips (e.g. 02:30) becomes the instant the clocks jump to.
+        local = datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=self.tz)
+        return local.astimezone(UTC).astimezone(self.tz)
+
+    def is_working(self, now: datetime) -> bool:
+        local = now.astimezone(self.tz)
+        instant = _instant(now)
+        return any(_instant(start) <= instant < _instant(end) for start, end in self.spans_on(local.date()))
+
+    def next_opening(self, now: datetime) -> datetime | None:
+        """The first span start after ``now`` (or ``now`` itself when inside a span)."""
+        local = now.astimezone(self.tz)
+        for offset in range(LOOK_AHEAD_DAYS):
+            for start, end in self.spans_on(local.date() + timedelta(days=offset)):
+                if _instant(end) > _instant(local):
+                    return max(start, local, key=_instant)
+        return None
+
+    def next_day_opening(self, now: datetime) -> datetime | None:
+        """The first span start on a later local date than ``now``'s."""
+        local = now.astimezone(self.tz)
+        tomorrow = datetime.combine(local.date() + timedelta(days=1), time(0, 0), tzinfo=self.tz)
+        return self.next_opening(tomorrow)
+
+    def remaining_today(self, now: datetime) -> float:
+        """Working seconds left today from ``now``."""
+        local = now.astimezone(self.tz)
+        return sum(max(0.0, seconds_between(max(start, local, key=_instant), end))
+                   for start, end in self.spans_on(local.date()))
+
+    def working_seconds(self, day: date) -> float:
+        return sum(seconds_between(start, end) for start, end in self.spans_on(day))
+
+
+def _instant(when: datetime) -> datetime:
+    return when.astimezone(UTC)

@@ -1,0 +1,417 @@
+"""The TOML configuration: every key typed, range-checked and defaulted; unknown keys refused."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..rules.hours import parse_working_hours
+
+# A check returns None when the value is fine, else what is wrong in plain words.
+Check = Callable[[Any], "str | None"]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its type, default and an optional extra check."""
+
+    type: type | tuple
+    default: Any
+    check: Check | None = None
+    required: bool = False
+
+
+def _range(low, high) -> Check:
+    return lambda v: None if low <= v <= high else f"must be between {low} and {high}, got {v}"
+
+
+def _one_of(*choices) -> Check:
+    def check(v):
+        return None if v in choices else f"must be one of {', '.join(map(repr, choices))}, got {v!r}"
+
+    return check
+
+
+def _matches(pattern: str, what: str) -> Check:
+    compiled = re.compile(pattern)
+    return lambda v: None if compiled.fullmatch(v) else f"must be {what}, got {v!r}"
+
+
+def _timezone(v: str) -> str | None:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tz folder such as 'Asia'
+        return f"unknown time zone {v!r} (use an IANA name such as 'Asia/Jakarta')"
+    return None
+
+
+def _card_types(v: list) -> str | None:
+    if not v:
+        return "must name at least one card type"
+    bad = [t for t in v if t not in CARD_TYPES]
+    if bad:
+        return f"unknown card type {bad[0]!r}; use {' or '.join(CARD_TYPES)}"
+    if len(set(v)) != len(v):
+        return "names a card type twice"
+    return None
+
+
+def _working_hours(v: list) -> str | None:
+    try:
+        parse_working_hours(v)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _dates(v: list) -> str | None:
+    for item in v:
+        try:
+            date.fromisoformat(item)
+        except (TypeError, ValueError):
+            return f"every entry must be a date as YYYY-MM-DD, got {item!r}"
+    return None
+
+
+def _rfc3339_or_empty(v: str) -> str | None:
+    if v == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(v)
+    except ValueError:
+        return f"must be an RFC 3339 time such as '2026-11-27T08:00:00+07:00', got {v!r}"
+    return None if parsed.tzinfo else "must include a UTC offset, such as +07:00"
+
+
+def _trusted_keys(v: list) -> str | None:
+    for i, key in enumerate(v):
+        try:
+            raw = base64.b64decode(key, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            return f"entry {i + 1} is not base64"
+        if len(raw) != 32:
+            return f"entry {i + 1} is not a 32-byte Ed25519 public key"
+    return None
+
+
+def _mqtt_name(v: str) -> str | None:
+    if any(c in v for c in "+#\0"):
+        return "must not contain MQTT wildcards (+ #) or NUL"
+    return None
+
+
+def _topic_prefix(v: str) -> str | None:
+    if not v or v.startswith("/") or v.endswith("/"):
+        return "must be a non-empty topic without a leading or trailing '/'"
+    return _mqtt_name(v)
+
+
+def _panel_width(v: int) -> str | None:
+    if not 648 <= v <= 1024 or v % 8:
+        return f"must be a multiple of 8 between 648 and 1024 dots, got {v}"
+    return None
+
+
+def _card_rectangle(v: list) -> str | None:
+    if not v:
+        return None
+    if len(v) != 4 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in v):
+        return "must be [] or [x, y, width, height]: four whole numbers of dots, not negative"
+    x, y, width, height = v
+    if width == 0 or height == 0 or x + width > 1016 or y + height > 648:
+        return "must be a non-empty rectangle inside the 1016x648 landscape card"
+    return None
+
+
+def _printer_command(v, read: bool = False) -> str | None:
+    # An escape command as text: a name (capital letter, small letters), then ;-separated parameters.
+    pattern = r"R[a-z]+(;[ -:<-~]*)*" if read else r"[A-Z][a-z]+(;[ -:<-~]*)*"
+    if not isinstance(v, str) or not re.fullmatch(pattern, v):
+        return f"must be a printer {'read ' if read else ''}command such as {'Rlr;p' if read else 'Pcim;F'}, got {v!r}"
+    return None
+
+
+def _printer_commands(v: list) -> str | None:
+    return next((problem for item in v if (problem := _printer_command(item)) is not None), None)
+
+
+CARD_TYPES = ("KTP_EL", "KIA")
+STANDARD_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400)
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "station": {
+        "id": Key(str, None, _matches(r"[a-z0-9-]{1,64}", "1-64 characters of a-z, 0-9 and -"), required=True),
+        "card_types": Key(list, ["KTP_EL"], _card_types),
+        "timezone": Key(str, "Asia/Jakarta", _timezone),
+    },
+    "mqtt": {
+        "host": Key(str, "localhost", lambda v: None if v else "must not be empty"),
+        "port": Key(int, 1883, _range(1, 65535)),
+        "topic_prefix": Key(str, "kartud", _topic_prefix),
+        "client_id": Key(str, "", _mqtt_name),
+        "session_expiry_s": Key(int, 604800, _range(0, 4294967295)),
+        "keepalive_s": Key(int, 30, _range(5, 65535)),
+        "username": Key(str, ""),
+        "password_file": Key(str, ""),
+        "tls_ca": Key(str, ""),
+        "tls_cert": Key(str, ""),
+        "tls_key": Key(str, ""),
+        "max_payload_bytes": Key(int, 4194304, _range(1024, 268435455)),
+        # Extensions (documented in docs/configuration.md): reconnect backoff bounds.
+        "reconnect_min_s": Key(float, 1.0, _range(0.05, 30.0)),
+        "reconnect_max_s": Key(float, 30.0, _range(0.1, 30.0)),
+    },
+    "control": {
+        "socket": Key(str, "/run/kartud/control.sock", lambda v: None if os.path.isabs(v) else "must be an absolute path"),
+    },
+    "store": {
+        "path": Key(str, "/var/lib/kartud/kartud.db", lambda v: None if v else "must not be empty"),
+        "pii_retention_days": Key(int, 7, _range(0, 3650)),
+    },
+    "limits": {
+        "daily": Key(int, 200, _range(1, 10000)),
+        "working_hours": Key(list, ["mon-thu 08:00-14:00", "fri 08:00-11:00"], _working_hours),
+        "pacing": Key(str, "even", _one_of("even", "none")),
+        "max_attempts": Key(int, 3, _range(1, 20)),
+        "cleaning_every": Key(int, 1000, _range(1, 1000000)),
+        # Extension (documented in docs/configuration.md): dates the station does not print.
+        "holidays": Key(list, [], _dates),
+    },
+    "blanks": {
+        "low_threshold": Key(int, 200, _range(0, 1000000)),
+    },
+    "printer": {
+        "transport": Key(str, "usb", _one_of("usb", "serial", "sim")),
+        "usb_vendor_id": Key(int, 0x0F49, _range(0, 0xFFFF)),
+        "usb_product_id": Key(int, 0, _range(0, 0xFFFF)),
+        "serial_port": Key(str, "/dev/ttyUSB0", lambda v: None if v else "must not be empty"),
+        "serial_baud": Key(int, 9600, _one_of(*STANDARD_BAUDS)),
+        "status_poll_s": Key(float, 2.0, _range(0.1, 60.0)),
+        # Extensions (documented in docs/configuration.md and docs/printer.md): the Evolis driver.
+        "reply_timeout_s": Key(float, 5.0, _range(0.1, 120.0)),
+        "move_timeout_s": Key(float, 60.0, _range(1.0, 600.0)),
+        "usb_timeout_s": Key(float, 5.0, _range(0.1, 60.0)),
+        "ribbon": Key(str, "ymcko", _one_of("ymcko", "ymckok")),
+        "colour_bits": Key(int, 6, _one_of(5, 6, 7, 8)),
+        "panel_width": Key(int, 648, _panel_width),
+        "panel_height": Key(int, 1016, _range(1016, 2048)),
+        "panel_rotation": Key(int, 270, _one_of(90, 270)),
+        "black_threshold": Key(int, 0, _range(0, 254)),
+        "overlay_no_varnish": Key(list, [], _card_rectangle),
+        "setup_commands": Key(list, ["Pem;2", "Pcim;F", "Pcrm;D"], _printer_commands),
+        "status_command": Key(str, "Rst", lambda v: _printer_command(v, read=True) if v else None),
+    },
+    "printer.sim": {
+        "output_dir": Key(str, ""),
+        "seconds_per_card": Key(float, 15.0, _range(0.01, 3600.0)),
+        "feeder_cards": Key(int, 100, _range(0, 1000000)),
+        "hopper_capacity": Key(int, 100, _range(1, 100000)),
+        "reject_box_capacity": Key(int, 20, _range(1, 100000)),
+        "ribbon_prints": Key(int, 300, _range(1, 100000)),
+        "cleaning_every": Key(int, 1000, _range(1, 1000000)),
+    },
+    "encoder": {
+        "backend": Key(str, "pcsc", _one_of("pcsc", "sim", "none")),
+        "reader": Key(str, ""),
+        "timeout_s": Key(float, 10.0, _range(0.5, 300.0)),
+        "chunk_bytes": Key(int, 224, _range(16, 255)),
+    },
+    "indicator": {
+        "backend": Key(str, "gpio", _one_of("gpio", "mock", "none")),
+        "led_pin": Key(int, 17, _range(0, 53)),
+        "buzzer_pin": Key(int, 27, _range(0, 53)),
+        "button_pin": Key(int, 22, _range(0, 53)),
+    },
+    "security": {
+        "signing": Key(str, "off", _one_of("off", "optional", "required")),
+        "trusted_keys": Key(list, [], _trusted_keys),
+    },
+    "sim": {
+        "clock_speed": Key(float, 1.0, _range(0.001, 100000.0)),
+        "clock_start": Key(str, "", _rfc3339_or_empty),
+    },
+}
+
+_LIST_ITEM_TYPE = {("station", "card_types"): str, ("limits", "working_hours"): str, ("security", "trusted_keys"): str,
+                   ("limits", "holidays"): str}
+
+
+class Section:
+    """Attribute access to one section's values: ``config.mqtt.port``."""
+
+    def __init__(self, values: dict[str, Any]):
+        self.__dict__.update(values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Config:
+    """A validated configuration. Build one with :func:`load` or :func:`from_dict`."""
+
+    def __init__(self, values: dict[str, dict[str, Any]], path: str | None = None):
+        self.path = path
+        self._values = values
+        for section, keys in values.items():
+            target = self
+            parts = section.split(".")
+            for part in parts[:-1]:
+                target = getattr(target, part)
+            setattr(target, parts[-1], Section(keys))
+
+    @property
+    def root(self) -> str:
+        """The MQTT topic root of this station: ``<topic_prefix>/<station id>``."""
+        return f"{self.mqtt.topic_prefix}/{self.station.id}"
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"kartud-{self.station.id}"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.station.timezone)
+
+    def sim_output_dir(self) -> str:
+        """Where the simulated printer records its cards: the configured folder or one beside the database."""
+        configured = self.printer.sim.output_dir
+        return configured or os.path.join(os.path.dirname(os.path.abspath(self.store.path)), "sim-output")
+
+
+class ConfigError(Exception):
+    """A configuration with problems; ``problems`` is a list of ``(key, what is wrong)``."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{k}: {p}" for k, p in problems))
+
+
+def _type_problem(value: Any, key: Key, item_type: type | None) -> str | None:
+    wanted = key.type
+    if wanted is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif wanted is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, wanted)
+    if not ok:
+        return f"must be {_type_name(wanted)}, got {_type_name(type(value))} {value!r}"
+    if wanted is list and item_type is not None:
+        for item in value:
+            if not isinstance(item, item_type):
+                return f"every entry must be {_type_name(item_type)}, got {item!r}"
+    return None
+
+
+def _type_name(t: type) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list",
+            dict: "a table"}.get(t, t.__name__)
+
+
+def from_dict(raw: dict[str, Any], path: str | None = None) -> Config:
+    """Validate a parsed TOML document; raise :class:`ConfigError` listing every problem."""
+    problems: list[tuple[str, str]] = []
+    values: dict[str, dict[str, Any]] = {}
+    sections = {name: raw.get(name, {}) for name in ("station", "mqtt", "control", "store", "limits", "blanks",
+                                                     "printer", "encoder", "indicator", "security", "sim")}
+    for name in raw:
+        if name not in sections:
+            problems.append((name, "unknown section"))
+    printer_raw = sections.get("printer")
+    if isinstance(printer_raw, dict) and isinstance(printer_raw.get("sim", {}), dict):
+        sections["printer.sim"] = printer_raw.get("sim", {})
+        sections["printer"] = {k: v for k, v in printer_raw.items() if k != "sim"}
+    else:
+        sections["printer.sim"] = {}
+        if isinstance(printer_raw, dict):
+            problems.append(("printer.sim", "must be a table"))
+            sections["printer"] = {k: v for k, v in printer_raw.items() if k != "sim"}
+
+    for section, keys in SCHEMA.items():
+        given = sections.get(section, {})
+        if not isinstance(given, dict):
+            problems.append((section, "must be a table"))
+            given = {}
+        for name in given:
+            if name not in keys:
+                problems.append((f"{section}.{name}", "unknown key"))
+        out: dict[str, Any] = {}
+        for name, key in keys.items():
+            full = f"{section}.{name}"
+            if name not in given:
+                if key.required:
+                    problems.append((full, "is required"))
+                out[name] = list(key.default) if isinstance(key.default, list) else key.default
+                continue
+            value = given[name]
+            problem = _type_problem(value, key, _LIST_ITEM_TYPE.get((section, name)))
+            if problem is None and key.check is not None:
+                problem = key.check(value)
+            if problem is not None:
+                problems.append((full, problem))
+                # Keep the default so the cross-key checks below never see a value of the wrong type.
+                out[name] = list(key.default) if isinstance(key.default, list) else key.default
+                continue
+            out[name] = float(value) if key.type is float and isinstance(value, int) else value
+        values[section] = out
+
+    _cross_checks(values, raw, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(values, path)
+
+
+def _cross_checks(values: dict, raw: dict, problems: list[tuple[str, str]]) -> None:
+    """Rules that involve more than one key."""
+    transport = values["printer"]["transport"]
+    if "sim" in raw and transport != "sim":
+        problems.append(("sim", 'is allowed only when printer.transport = "sim" (a real printer runs in real time)'))
+    if values["encoder"]["backend"] == "sim" and transport != "sim":
+        problems.append(("encoder.backend", '"sim" needs printer.transport = "sim"; use "pcsc" for a real encoder'))
+    mqtt = values["mqtt"]
+    if (mqtt["tls_cert"] == "") != (mqtt["tls_key"] == ""):
+        problems.append(("mqtt.tls_key" if mqtt["tls_cert"] else "mqtt.tls_cert",
+                         "tls_cert and tls_key must be given together"))
+    if mqtt["tls_cert"] and not mqtt["tls_ca"]:
+        problems.append(("mqtt.tls_ca", "must be set when a client certificate is given (it turns TLS on)"))
+    for name in ("password_file", "tls_ca", "tls_cert", "tls_key"):
+        path = mqtt[name]
+        if path and not os.path.isfile(path):
+            problems.append((f"mqtt.{name}", f"file {path!r} not found"))
+    if mqtt["password_file"] and not mqtt["username"]:
+        problems.append(("mqtt.username", "must be set when a password_file is given"))
+    if mqtt["reconnect_min_s"] > mqtt["reconnect_max_s"]:
+        problems.append(("mqtt.reconnect_min_s", "must not be larger than reconnect_max_s"))
+    if values["security"]["signing"] == "required" and not values["security"]["trusted_keys"]:
+        problems.append(("security.trusted_keys", 'must list at least one key when signing = "required"'))
+    pins = values["indicator"]
+    used = [pins["led_pin"], pins["buzzer_pin"], pins["button_pin"]]
+    if values["indicator"]["backend"] == "gpio" and len(set(used)) != 3:
+        problems.append(("indicator", "led_pin, buzzer_pin and button_pin must be three different pins"))
+
+
+def load(path: str) -> Config:
+    """Read and validate the TOML file at ``path``."""
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError([("config", f"file {path!r} not found")]) from None
+    except PermissionError:
+        raise ConfigError([("config", f"file {path!r} is not readable by this user")]) from None
+    except IsADirectoryError:
+        raise ConfigError([("config", f"{path!r} is a directory, not a file")]) from None
+    except OSError as exc:
+        raise ConfigError([("config", f"file {path!r} cannot be read: {exc.strerror or exc}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([("config", f"not valid TOML: {exc}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([("config", "not valid TOML: the file is not UTF-8 text")]) from None
+    return from_dict(raw, path)

@@ -1,0 +1,263 @@
+"""What a job is: its states and legal transitions, validation of a submitted job, and its public view."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import re
+import struct
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..rules.errors import CommandError, invalid_payload
+
+QUEUED, PRINTING, PRINTED, FAILED, CANCELLED, EXPIRED, IN_DOUBT = (
+    "queued", "printing", "printed", "failed", "cancelled", "expired", "in_doubt")
+STATES = (QUEUED, PRINTING, PRINTED, FAILED, CANCELLED, EXPIRED, IN_DOUBT)
+TERMINAL = (PRINTED, FAILED, CANCELLED, EXPIRED)
+# States in which a job holds its record: a second job for the same record is refused.
+HOLDS_RECORD = (QUEUED, PRINTING, PRINTED, IN_DOUBT)
+STEPS = ("feeding", "encoding", "printing", "ejecting")
+
+# The only moves a job may make. Everything else is a bug and is refused by the store.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    QUEUED: frozenset({PRINTING, CANCELLED, EXPIRED}),
+    PRINTING: frozenset({PRINTED, QUEUED, FAILED, IN_DOUBT}),
+    IN_DOUBT: frozenset({PRINTED, QUEUED, FAILED}),
+    PRINTED: frozenset(),
+    FAILED: frozenset(),
+    CANCELLED: frozenset(),
+    EXPIRED: frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    """A state change the job state machine does not allow."""
+
+
+def check_transition(old: str, new: str) -> None:
+    """Raise :class:`IllegalTransition` unless ``old -> new`` is allowed."""
+    if new not in TRANSITIONS.get(old, ()):
+        raise IllegalTransition(f"a job cannot go from {old} to {new}")
+
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+FILE_ID_PATTERN = re.compile(r"[0-9A-Fa-f]{4}")
+CARD_SIZES = ((1016, 648), (648, 1016))
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_CHIP_BYTES = 64 * 1024  # more than any KTP-el chip holds (its EEPROM is 8-80 KB, most of it photo)
+REPRINT_REASONS = ("lost", "damaged", "data_change")
+KNOWN_FIELDS = {"job_id", "record_id", "card_type", "nik", "front_png", "back_png", "chip", "priority",
+                "not_after", "reprint", "sig", "request_id"}
+
+
+@dataclass
+class NewJob:
+    """A validated submission, ready for the store."""
+
+    job_id: str
+    record_id: str
+    card_type: str
+    nik: str
+    front_png: bytes
+    back_png: bytes | None
+    chip_files: dict[str, bytes] | None
+    priority: int
+    not_after: datetime | None
+    reprint: dict[str, str] | None
+    content_sha256: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def nik_masked(self) -> str:
+        return mask_nik(self.nik)
+
+
+def mask_nik(nik: str) -> str:
+    """The first 6 and last 4 digits of a NIK, the rest hidden: ``357401******0001``."""
+    return nik[:6] + "*" * (len(nik) - 10) + nik[-4:] if len(nik) > 10 else "*" * len(nik)
+
+
+def nik_problem(nik: str) -> str | None:
+    """What is structurally impossible about a NIK, or None. Region codes are not checked (they get renumbered)."""
+    if not re.fullmatch(r"[0-9]{16}", nik):  # not \d: that also matches Arabic-Indic, fullwidth, ... digits
+        return "must be exactly 16 digits"
+    day, month, serial = int(nik[6:8]), int(nik[8:10]), nik[12:]
+    if not (1 <= month <= 12):
+        return "digits 9-10 (birth month) must be 01-12"
+    if not (1 <= day <= 31 or 41 <= day <= 71):
+        return "digits 7-8 (birth day) must be 01-31, or 41-71 for women"
+    if serial == "0000":
+        return "digits 13-16 (serial) must not be 0000"
+    return None
+
+
+def content_hash(payload: dict[str, Any]) -> str:
+    """SHA-256 of the job's canonical JSON without transport fields: same job, same hash."""
+    body = {k: v for k, v in payload.items() if k not in ("request_id", "sig")}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's IHDR chunk, without decoding the image."""
+    if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", data[16:24])
+
+
+def _png_problem(data: bytes) -> str | None:
+    """Whether Pillow can decode the whole image. Called only after the IHDR size check, so a
+    decompression bomb (a huge declared size) never reaches the decoder; 1016x648 bounds the output."""
+    from PIL import Image  # imported when a job arrives, not at start: the idle daemon stays lighter
+
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            image.load()
+    except Exception:  # Pillow raises many types for bad data (OSError, SyntaxError, ValueError, zlib.error)
+        return "is not a readable PNG image (damaged or truncated data)"
+    return None
+
+
+def _decode_base64(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+class _Problems(list):
+    def add(self, field_name: str, problem: str) -> None:
+        self.append({"field": field_name, "problem": problem})
+
+
+def _check_id(payload, name, problems) -> str:
+    value = payload.get(name)
+    if value is None:
+        problems.add(name, "is required")
+    elif not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        problems.add(name, "must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+    else:
+        return value
+    return ""
+
+
+def _check_png(payload, name, problems, required: bool) -> bytes | None:
+    if name not in payload or (not required and payload[name] is None):
+        if required:
+            problems.add(name, "is required")
+        return None
+    data = _decode_base64(payload[name])
+    if data is None:
+        problems.add(name, "must be a base64 string")
+        return None
+    size = _png_size(data)
+    if size is None:
+        problems.add(name, "is not a PNG image")
+    elif size not in CARD_SIZES:
+        problems.add(name, f"must be 1016x648 or 648x1016 pixels (300 dpi card face), got {size[0]}x{size[1]}")
+    elif (problem := _png_problem(data)) is not None:
+        problems.add(name, problem)
+    return data
+
+
+def _check_chip(payload, card_type, problems) -> dict[str, bytes] | None:
+    chip = payload.get("chip")
+    if card_type == "KIA":
+        if chip is not None:
+            problems.add("chip", "must be absent for KIA (a KIA card has no chip)")
+        return None
+    if chip is None:
+        if card_type == "KTP_EL":
+            problems.add("chip", "is required for KTP_EL: {\"files\": {\"0101\": \"<base64>\", ...}}")
+        return None
+    files = chip.get("files") if isinstance(chip, dict) else None
+    if not isinstance(files, dict) or not files:
+        problems.add("chip.files", "must be a non-empty object mapping 4-hex-digit file ids to base64 data")
+        return None
+    decoded, total = {}, 0
+    for file_id, value in files.items():
+        if not isinstance(file_id, str) or not FILE_ID_PATTERN.fullmatch(file_id):
+            problems.add("chip.files", f"file id {str(file_id)[:16]!r} must be 4 hex digits")
+            continue
+        if file_id.upper() in decoded:  # "0a01" and "0A01" are one file: keeping either would lose the other
+            problems.add("chip.files", f"file id {file_id.upper()} is given twice")
+            continue
+        data = _decode_base64(value)
+        if data is None:
+            problems.add(f"chip.files.{file_id}", "must be a base64 string")
+            continue
+        decoded[file_id.upper()] = data
+        total += len(data)
+    if total > MAX_CHIP_BYTES:
+        problems.add("chip.files", f"total {total} bytes is more than a chip holds ({MAX_CHIP_BYTES})")
+    return decoded
+
+
+def validate_submission(payload: Any, card_types: list[str]) -> NewJob:
+    """Check a ``job/submit`` payload and return a :class:`NewJob`.
+
+    Raises ``CommandError`` ``invalid_payload`` listing every problem, or
+    ``unsupported_card_type`` when the station does not print that type.
+    """
+    problems = _Problems()
+    job_id = _check_id(payload, "job_id", problems)
+    record_id = _check_id(payload, "record_id", problems)
+    card_type = payload.get("card_type")
+    if card_type is None:
+        problems.add("card_type", "is required")
+    elif card_type not in ("KTP_EL", "KIA"):
+        problems.add("card_type", "must be KTP_EL or KIA")
+    nik = payload.get("nik")
+    if nik is None:
+        problems.add("nik", "is required")
+    elif not isinstance(nik, str):
+        problems.add("nik", "must be a string of 16 digits")
+    elif (problem := nik_problem(nik)) is not None:
+        problems.add("nik", problem)
+    front = _check_png(payload, "front_png", problems, required=True)
+    back = _check_png(payload, "back_png", problems, required=False)
+    chip_files = _check_chip(payload, card_type, problems)
+    priority = payload.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 9:
+        problems.add("priority", "must be an integer 0-9")
+    not_after = None
+    if payload.get("not_after") is not None:
+        try:
+            not_after = datetime.fromisoformat(payload["not_after"])
+            if not_after.tzinfo is None:
+                problems.add("not_after", "must include a UTC offset, such as +07:00")
+        except (TypeError, ValueError):
+            problems.add("not_after", "must be an RFC 3339 time such as 2026-12-01T00:00:00+07:00")
+    reprint = payload.get("reprint")
+    if reprint is not None:
+        if not isinstance(reprint, dict) or reprint.get("reason") not in REPRINT_REASONS:
+            problems.add("reprint.reason", f"must be one of {', '.join(REPRINT_REASONS)}")
+        elif not isinstance(reprint.get("of_record_id"), str) or not ID_PATTERN.fullmatch(reprint["of_record_id"]):
+            problems.add("reprint.of_record_id", "must be the record id of the card being replaced")
+    for name in payload:
+        if name not in KNOWN_FIELDS:
+            problems.add(str(name)[:64], "is not a field of a job")
+    if problems:
+        raise invalid_payload(list(problems))
+    if card_type not in card_types:
+        raise CommandError("unsupported_card_type",
+                           f"this station prints {', '.join(card_types)} only, not {card_type}",
+                           {"card_types": card_types})
+    return NewJob(job_id, record_id, card_type, nik, front, back, chip_files, priority, not_after, reprint,
+                  content_hash(payload))
+
+
+VIEW_FIELDS = ("job_id", "record_id", "card_type", "nik_masked", "state", "step", "reason", "attempts",
+               "priority", "created_at", "updated_at", "printed_at", "card_uid", "batch_id")
+
+
+def job_view(row: dict[str, Any]) -> dict[str, Any]:
+    """The public view of a job: no full NIK, image or chip data."""
+    return {name: row.get(name) for name in VIEW_FIELDS}

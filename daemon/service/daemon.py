@@ -1,0 +1,424 @@
+"""The daemon: one asyncio loop that owns the state and wires the store, devices, press, commands and MQTT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from time import monotonic
+from typing import Any
+
+from kartud.hw.printer import FAULT_CODES as PRINTER_FAULT_CODES, PrinterFault
+
+from .. import __version__
+from ..rules.clock import Clock, rfc3339
+from ..service.commands import Commands
+from ..service.control_socket import ControlSocket
+from ..service.intake import Intake
+from ..service.journal_ids import (MSG_BLANKS_LOW, MSG_DAILY_LIMIT_REACHED, MSG_FAULT_CLEARED, MSG_FAULT_RAISED,
+                          MSG_INTERNAL_ERROR, MSG_JOB_IN_DOUBT, MSG_READY, MSG_STOPPED)
+from ..service.devices import build_devices
+from ..rules.errors import CommandError, StorageError
+from ..service.annunciator import Annunciator, open_annunciator
+from ..service.mqtt_link import IncomingRequest, MqttLink
+from ..service.press import Press
+from ..rules.calendar import WorkingCalendar
+from ..rules.scheduler import Decision, Facts, decide
+from ..ledger.station_facts import LedgerFacts, gather as gather_facts
+from ..ledger.store import Store
+from ..service.systemd_glue import notify, watchdog_interval
+from ..service.watchdog import HealthWatchdog
+
+log = logging.getLogger("kartud")
+STATE_MIN_INTERVAL_S = 0.5     # the contract: state at most 2 a second
+STATE_MAX_INTERVAL_S = 60.0    # and at least once a minute of clock time
+PRESS_SETTLE_S = 0.1          # real seconds between two decisions of the press, at most ten a second
+PII_ERASE_EVERY_S = 3600.0     # clock seconds between sweeps for personal data past its retention
+FAULT_MESSAGES = {
+    "printer_disconnected": "the printer does not answer; check its cable and power",
+    "feeder_empty": "the printer's feeder is empty; load blanks",
+    "cover_open": "the printer's cover is open; close it",
+    "no_ribbon": "there is no ribbon in the printer; fit one",
+    "ribbon_ended": "the ribbon is used up; fit a new one",
+    "card_jam": "a card is jammed in the printer; clear it",
+    "reject_box_full": "the reject box is full; empty it",
+    "hopper_full": "the output hopper is full; take the cards out",
+    "head_cooling": "the print head is cooling down; printing resumes by itself",
+    "cleaning_required": "the printer needs cleaning",
+    "encoder_disconnected": "the chip encoder is not reachable",
+    "storage_error": "the database cannot be written; see the journal",
+}
+
+
+async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
+    """Wait until ``event`` is set or ``timeout`` passes. Python 3.11's ``wait_for`` can swallow a
+    cancellation that races the event (gh-86296), which left a task running after shutdown."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
+
+
+class Daemon:
+    """The kartud service. ``run()`` returns the process exit status."""
+
+    def __init__(self, config, clock: Clock | None = None):
+        self.config = config
+        self.clock = clock or Clock()
+        self.tz = config.tz
+        self.calendar = WorkingCalendar(config.limits.working_hours, config.limits.holidays, config.tz)
+        self.store = Store(config.store.path, self.clock)
+        self.printer, self.encoder = build_devices(config, self.clock)
+        self.commands = Commands(self)
+        self.intake = Intake(self)
+        self.press = Press(self)
+        self.mqtt: MqttLink | None = None
+        self.faults: dict[str, datetime] = {}
+        self.paused_reason: str | None = None
+        self.decision: Decision | None = None
+        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="kartud-store")
+        self._device_thread = ThreadPoolExecutor(1, thread_name_prefix="kartud-device")
+        # Pillow releases the GIL while decoding, so two threads decode two submitted images at once.
+        self._cpu_thread = ThreadPoolExecutor(2, thread_name_prefix="kartud-cpu")
+        self._printer_info: dict[str, Any] = {"connected": False}
+        self._printer_status = None
+        self._encoder_info: dict[str, Any] = {"connected": False, "reader": ""}
+        self._status_line = ""
+        self.exit_status = 0
+        self._low_blanks: set[str] = set()
+        self.annunciator: Annunciator | None = None
+        self.device_busy_since: float | None = None   # monotonic() start of the device call in progress
+
+    # -- running work off the loop -------------------------------------------------------------
+
+    async def db(self, fn, *args):
+        """Run a store call on the store's one thread; a failing database raises the storage_error fault."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
+        except (StorageError, sqlite3.Error) as exc:
+            log.error("database error: %s", exc)
+            self.raise_fault("storage_error", str(exc))
+            raise CommandError("storage_error", "the box cannot write its database; nothing was changed") from exc
+
+    async def cpu(self, fn, *args):
+        """Run CPU-heavy work (decoding a submitted image) off the loop, so answers keep flowing."""
+        return await asyncio.get_running_loop().run_in_executor(self._cpu_thread, fn, *args)
+
+    async def device(self, fn, *args):
+        """Run a blocking device call on the device thread (one at a time, as the hardware needs)."""
+        return await asyncio.get_running_loop().run_in_executor(self._device_thread, self._timed, fn, *args)
+
+    def _timed(self, fn, *args):
+        # Device thread: the watchdog reads when the call in progress began, to tell a stuck one.
+        self.device_busy_since = monotonic()
+        try:
+            return fn(*args)
+        finally:
+            self.device_busy_since = None
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._state_dirty = asyncio.Event()
+        self._requests: asyncio.Queue[IncomingRequest] = asyncio.Queue()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        try:
+            await loop.run_in_executor(self._store_thread, self.store.open)
+        except StorageError as exc:
+            log.critical("cannot start: %s", exc)
+            notify(f"STATUS=cannot start: {exc}")
+            return 1
+        for view in await self.db(self.store.recover_in_doubt):
+            log.error("job %s was mid-card when kartud stopped; it is in doubt and will not be printed again by "
+                      "itself: look at the card and send job/resolve", view["job_id"],
+                      extra={"job": view["job_id"], "state": "in_doubt", "message_id": MSG_JOB_IN_DOUBT})
+        self.paused_reason = await self.db(self.store.get_setting, "paused_reason")
+        await self._poll_devices()
+        if self._printer_status is not None and self._printer_status.card_inside:
+            await self._reject_leftover_card()
+        self.mqtt = MqttLink(self.config, loop, self._requests.put_nowait, self._on_mqtt_connected)
+        self.mqtt.start()
+        self.control = ControlSocket(self, self.config.control.socket)
+        await self.control.start()
+        self.annunciator = open_annunciator(self.config.indicator, loop)
+        notify("READY=1")
+        log.info("kartud %s ready: station %s, printer %s, store %s", __version__, self.config.station.id,
+                 self.config.printer.transport, self.config.store.path, extra={"message_id": MSG_READY})
+        tasks = [asyncio.create_task(coro) for coro in (self.intake.serve(self._requests), self._publish_state(),
+                                                        self._poll_devices_forever(), self._watchdog())]
+        press_task = asyncio.create_task(self._press_loop())
+        for task in (*tasks, press_task):
+            task.add_done_callback(self._task_ended)
+        await self._stopping.wait()
+        notify("STOPPING=1")
+        log.info("stopping%s", f": finishing job {self.press.current_job}" if self.press.current_job else "")
+        await press_task
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.control.close()
+        self.mqtt.stop()
+        await self.db(self.store.close)
+        self._store_thread.shutdown()
+        self._device_thread.shutdown()
+        self._cpu_thread.shutdown()
+        self.printer.close()
+        if self.annunciator is not None:
+            self.annunciator.close()
+        log.info("stopped cleanly" if self.exit_status == 0 else "stopped after an internal error",
+                 extra={"message_id": MSG_STOPPED})
+        return self.exit_status
+
+    def _task_ended(self, task: asyncio.Task) -> None:
+        """A part of the daemon that should run for ever has died: stop, so that systemd restarts us whole."""
+        if task.cancelled() or self._stopping.is_set() or task.exception() is None:
+            return
+        log.critical("internal error, kartud stops to be restarted: %r", task.exception(), exc_info=task.exception(),
+                     extra={"message_id": MSG_INTERNAL_ERROR})
+        self.exit_status = 1
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    # -- the press ----------------------------------------------------------------------------
+
+    async def _press_loop(self) -> None:
+        next_erase = self.clock.monotonic()
+        next_expiry = await self.db(self.store.next_expiry)
+        while not self._stopping.is_set():
+            self._wake.clear()
+            if self.clock.monotonic() >= next_erase:
+                erased = await self.db(self.store.erase_personal_data, self.clock.now(),
+                                       self.config.store.pii_retention_days)
+                if erased:
+                    log.info("erased the personal data of %d finished jobs (store.pii_retention_days = %d)",
+                             erased, self.config.store.pii_retention_days)
+                next_erase = self.clock.monotonic() + PII_ERASE_EVERY_S
+            now = self.clock.now()
+            if next_expiry is not None and now >= next_expiry:
+                for view in await self.db(self.store.expire_due, now):
+                    self.job_changed(view)
+            next_expiry = await self.db(self.store.next_expiry)
+            decision = await self._decide()
+            if decision.may_start:
+                job = await self.db(self.store.next_queued, list(decision.card_types))
+                if job is not None:
+                    await self.press.run(job)
+                    continue
+            wait = None
+            if decision.next_print_at is not None:
+                wait = self.clock.real_seconds((decision.next_print_at - self.clock.now()).total_seconds())
+            if next_expiry is not None:
+                until_expiry = self.clock.real_seconds((next_expiry - self.clock.now()).total_seconds())
+                wait = until_expiry if wait is None else min(wait, until_expiry)
+            await wait_event(self._wake, None if wait is None else max(wait, 0.05))
+            # A burst of submissions wakes us once per job: decide at most every PRESS_SETTLE_S, so the
+            # cost of deciding does not grow with the burst.
+            await wait_event(self._stopping, min(PRESS_SETTLE_S, self.clock.real_seconds(1.0)))
+
+    async def _facts(self) -> tuple[Facts, LedgerFacts]:
+        now = self.clock.now().astimezone(self.tz)
+        ledger = await self.db(gather_facts, self.store, now, self.tz, self.clock.monotonic(), self.clock.boot_id)
+        limits = self.config.limits
+        facts = Facts(now=now, paused=self.paused_reason is not None,
+                      printer_faults=tuple(f for f in self.faults if f in PRINTER_FAULT_CODES),
+                      encoder_fault="encoder_disconnected" in self.faults, queued_by_type=ledger.queued_by_type,
+                      in_doubt=ledger.counts["in_doubt"], in_stock={t: s["in_stock"] for t, s in ledger.stock.items()},
+                      started_today=ledger.started_today, daily_limit=limits.daily,
+                      in_press=self.press.current_job is not None, cards_since_cleaning=ledger.cards_since_cleaning,
+                      cleaning_every=limits.cleaning_every, calendar=self.calendar, pacing=limits.pacing,
+                      last_start=ledger.last_start, clock_behind=ledger.clock_behind)
+        return facts, ledger
+
+    async def _decide(self) -> Decision:
+        facts, _ = await self._facts()
+        decision = decide(facts)
+        if self.decision is None or (decision.mode, decision.reason) != (self.decision.mode, self.decision.reason):
+            # Printing and waiting for the pacing interval alternate every card: keep those off the journal.
+            routine = {decision.reason, self.decision.reason if self.decision else "x"} <= {None, "pacing"}
+            extra: dict[str, Any] = {"state": decision.mode}
+            if decision.reason == "daily_limit_reached":
+                extra.update(message_id=MSG_DAILY_LIMIT_REACHED, count=facts.started_today)
+            log.log(logging.DEBUG if routine else logging.INFO, "station %s%s%s", decision.mode,
+                    f" ({decision.reason})" if decision.reason else "",
+                    f", next card at {rfc3339(decision.next_print_at, self.tz)}" if decision.next_print_at
+                    and decision.mode != "printing" else "", extra=extra)
+            self._state_dirty.set()
+        self.decision = decision
+        return decision
+
+    # -- what the office sees -----------------------------------------------------------------
+
+    async def state_document(self) -> dict[str, Any]:
+        """The contract's state document, read fresh from the store."""
+        facts, ledger = await self._facts()
+        counts, stock = ledger.counts, ledger.stock
+        decision = decide(facts)
+        low = self.config.blanks.low_threshold
+        return {
+            "station": self.config.station.id,
+            "version": __version__,
+            "at": rfc3339(self.clock.now(), self.tz),
+            "mode": decision.mode,
+            "reason": decision.reason,
+            "faults": [{"code": code, "since": rfc3339(since, self.tz)} for code, since in self.faults.items()],
+            "today": {"date": facts.now.date().isoformat(), "printed": ledger.printed_today,
+                      "spoiled": ledger.spoiled_today, "limit": self.config.limits.daily,
+                      "started": ledger.started_today},       # extension: what counts against the limit
+            "next_print_at": rfc3339(decision.next_print_at, self.tz) if decision.next_print_at else None,
+            "queue": {"queued": counts["queued"], "in_doubt": counts["in_doubt"]},
+            "in_doubt_jobs": ledger.in_doubt_ids[:20],      # extension: which jobs wait for job/resolve
+            "paused_reason": self.paused_reason,             # extension: what the operator gave with queue/pause
+            "blanks": {t: {"in_stock": stock[t]["in_stock"], "low": stock[t]["in_stock"] < low}
+                       for t in self.config.station.card_types},
+            "printer": {**self._printer_info, "cards_until_cleaning": self._printer_info.get("cards_until_cleaning")
+                        if self._printer_info.get("cards_until_cleaning") is not None
+                        else max(0, self.config.limits.cleaning_every - facts.cards_since_cleaning)},
+            "encoder": self._encoder_info,
+        }
+
+    def job_changed(self, view: dict[str, Any]) -> None:
+        """A job changed state (committed): tell the office, refresh the state, wake the press."""
+        if self.mqtt is not None:
+            self.mqtt.publish("event/job", {"event": "job", "at": rfc3339(self.clock.now(), self.tz), "job": view})
+        self._state_dirty.set()
+        self._wake.set()
+
+    def stock_changed(self) -> None:
+        self._state_dirty.set()
+        self._wake.set()
+
+    async def set_paused(self, reason: str | None) -> None:
+        """Pause (with a reason) or resume (None); kept in the store so a restart stays paused."""
+        changed = await self.db(self.store.set_setting, "paused_reason", reason,
+                                "queue_paused" if reason else "queue_resumed", {"reason": reason})
+        self.paused_reason = reason
+        if changed:
+            log.info("queue %s", "paused" if reason else "resumed")
+        self.stock_changed()
+
+    def raise_fault(self, code: str, detail: str = "") -> None:
+        if code in self.faults:
+            return
+        self.faults[code] = self.clock.now()
+        log.error("fault raised: %s: %s", code, FAULT_MESSAGES.get(code, detail),
+                  extra={"fault": code, "message_id": MSG_FAULT_RAISED})
+        self._fault_event(code, True)
+
+    def clear_fault(self, code: str) -> None:
+        if self.faults.pop(code, None) is not None:
+            log.info("fault cleared: %s", code, extra={"fault": code, "message_id": MSG_FAULT_CLEARED})
+            self._fault_event(code, False)
+
+    def _fault_event(self, code: str, active: bool) -> None:
+        if self.mqtt is not None:
+            self.mqtt.publish("event/fault", {"event": "fault", "at": rfc3339(self.clock.now(), self.tz),
+                                              "code": code, "active": active,
+                                              "message": FAULT_MESSAGES.get(code, code)})
+        self._state_dirty.set()
+        self._wake.set()
+
+    def printer_fault(self, fault: PrinterFault) -> None:
+        self.raise_fault(fault.code, str(fault))
+
+    def _on_mqtt_connected(self) -> None:
+        # After every (re)connect the office gets a fresh state at once.
+        self._state_dirty.set()
+
+    async def _publish_state(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = None
+        while True:
+            await wait_event(self._state_dirty, self.clock.real_seconds(STATE_MAX_INTERVAL_S))
+            if last is not None:
+                await asyncio.sleep(max(0.0, last + STATE_MIN_INTERVAL_S - loop.time()))
+            self._state_dirty.clear()
+            document = await self.state_document()
+            last = loop.time()
+            self.mqtt.publish("state", document, retain=True)
+            self._update_status_line(document)
+            if self.annunciator is not None:
+                self.annunciator.update_from_state(document)
+            self._note_low_blanks(document)
+
+    def _note_low_blanks(self, doc: dict[str, Any]) -> None:
+        """Log once when a card type's blanks fall below blanks.low_threshold (again after a refill)."""
+        low = {card_type for card_type, blanks in doc["blanks"].items() if blanks["low"]}
+        for card_type in sorted(low - self._low_blanks):
+            left = doc["blanks"][card_type]["in_stock"]
+            log.warning("blanks of %s are low: %d left (blanks.low_threshold = %d)", card_type, left,
+                        self.config.blanks.low_threshold,
+                        extra={"card_type": card_type, "count": left, "message_id": MSG_BLANKS_LOW})
+        self._low_blanks = low
+
+    def _update_status_line(self, doc: dict[str, Any]) -> None:
+        blanks = ", ".join(f"{b['in_stock']} {t} blanks" for t, b in doc["blanks"].items())
+        line = (f"{doc['mode']}{' (' + doc['reason'] + ')' if doc['reason'] else ''} "
+                f"{doc['today']['printed']}/{doc['today']['limit']} today, {doc['queue']['queued']} queued, {blanks}")
+        if line != self._status_line:
+            self._status_line = line
+            notify(f"STATUS={line}")
+
+    # -- requests -----------------------------------------------------------------------------
+
+    async def answer(self, command: str, raw: bytes, retained: bool = False, topic: str | None = None) -> dict[str, Any]:
+        """The full response to one raw request, for any transport (see :meth:`Intake.answer`)."""
+        return await self.intake.answer(command, raw, retained, topic)
+
+    # -- devices ------------------------------------------------------------------------------
+
+    async def _reject_leftover_card(self) -> None:
+        """A card was left inside by the run that died: it belongs to an in-doubt job (or to nobody), so it
+        goes to the reject box, never on to the output; the operator settles the job with job/resolve."""
+        try:
+            await self.device(self.printer.reject)
+            log.warning("a card was still inside the printer at start; it was sent to the reject box")
+        except PrinterFault as fault:
+            log.error("a card is still inside the printer and could not be sent to the reject box (%s); "
+                      "take it out by hand", fault.code)
+            self.printer_fault(fault)
+
+    async def _poll_devices(self) -> None:
+        status = await self.device(self.printer.status)
+        self._printer_status = status
+        self._printer_info = status.as_dict()
+        for code in PRINTER_FAULT_CODES:
+            if code in status.faults:
+                self.raise_fault(code)
+            elif code in self.faults and self.press.current_job is None:
+                self.clear_fault(code)
+        if self.encoder is not None:
+            encoder = await self.device(self.encoder.status)
+            self._encoder_info = encoder.as_dict()
+            if not encoder.connected:
+                self.raise_fault("encoder_disconnected")
+            elif self.press.current_job is None:
+                self.clear_fault("encoder_disconnected")
+
+    async def _poll_devices_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.printer.status_poll_s)
+            if self.press.current_job is None:
+                await self._poll_devices()
+
+    async def _watchdog(self) -> None:
+        interval = watchdog_interval()
+        if interval is None:
+            return
+        loop = asyncio.get_running_loop()
+        # A no-op through the store's one thread (not self.db(): a slow probe is no storage_error), and the
+        # device thread's call in progress; HealthWatchdog pings only while both and the loop answer.
+        await HealthWatchdog(
+            interval, notify=notify,
+            answers={"the store's thread": lambda: loop.run_in_executor(self._store_thread, lambda: None)},
+            busy_since={"the device thread": lambda: self.device_busy_since}).run()

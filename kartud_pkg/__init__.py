@@ -1,1 +1,0 @@
-"""kartud: controller daemon for a KTP-el / KIA card printer station."""
