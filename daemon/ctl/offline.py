@@ -5,12 +5,13 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
 from .. import __version__
 from ..rules import jobs as J
+from ..rules.calendar import local_day_bounds
 from ..rules.clock import Clock, rfc3339
 from ..rules.errors import CommandError, StorageError
 from ..ledger.daily_report import daily_report
@@ -88,8 +89,7 @@ class OfflineAnswers:
         """What can be known of the station without its daemon: no mode, faults or devices, but the
         day's cards, the queue, the jobs in doubt and the blanks, exactly as the ledger has them."""
         store, low = self.store, self.config.blanks.low_threshold
-        start = datetime.combine(self.now.date(), time(0, 0), tzinfo=self.tz)
-        today = store.cards_started_between(start, start + timedelta(days=1))
+        today = store.cards_started_between(*local_day_bounds(self.now.date(), self.tz))
         counts = store.counts()
         stock = store.stock()
         in_doubt = [r[0] for r in store.conn.execute("SELECT job_id FROM jobs WHERE state = ? ORDER BY seq LIMIT 20",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, timezone
 from zoneinfo import ZoneInfo
 
+from ..rules.calendar import local_day_bounds
 from ..rules.clock import rfc3339
 
 CARD_TYPES = ("KTP_EL", "KIA")
@@ -14,8 +15,7 @@ OUTCOMES = ("failed", "cancelled", "expired", "in_doubt")
 
 def day_bounds(day: date, tz: ZoneInfo) -> tuple[str, str]:
     """The UTC timestamps (as stored) where the local ``day`` begins and the next one begins."""
-    start = datetime.combine(day, time(0, 0), tzinfo=tz)
-    end = datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=tz)
+    start, end = local_day_bounds(day, tz)
     return rfc3339(start.astimezone(timezone.utc)), rfc3339(end.astimezone(timezone.utc))
 
 

@@ -20,9 +20,9 @@ A jump forward across a reboot cannot be seen (monotonic time starts again at bo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timezone
 
-from ..rules.calendar import seconds_between
+from ..rules.calendar import local_day_bounds, seconds_between
 from ..rules.clock import rfc3339
 
 CLOCK_BEHIND_TOLERANCE_S = 600.0
@@ -50,8 +50,7 @@ def gather(store, now: datetime, tz, mono_now: float, boot_id: str) -> LedgerFac
     """One consistent read of the ledger (run it on the store's thread)."""
     conn = store.conn
     local = now.astimezone(tz)
-    midnight = datetime.combine(local.date(), time(0, 0), tzinfo=tz)
-    tomorrow = datetime.combine(local.date() + timedelta(days=1), time(0, 0), tzinfo=tz)
+    midnight, tomorrow = local_day_bounds(local.date(), tz)
     bounds = (_utc(midnight), _utc(tomorrow))
     by_kind = dict(conn.execute("SELECT kind, COUNT(*) FROM blank_movements WHERE at >= ? AND at < ?"
                                 " GROUP BY kind", bounds).fetchall())

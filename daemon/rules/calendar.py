@@ -7,13 +7,27 @@ had no DST since 1964, so there every day is 24 hours.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from ..rules.hours import parse_working_hours
 
 LOOK_AHEAD_DAYS = 370   # how far to look for the next opening (a year of holidays is still found)
 UTC = ZoneInfo("UTC")
+
+
+def local_day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """Where the local date ``day`` of time zone ``tz`` begins and where the next one begins, as aware
+    datetimes: the half-open span ``[start, end)`` that "today" means for counts and reports.
+
+    >>> start, end = local_day_bounds(date(2026, 11, 28), ZoneInfo("Asia/Jakarta"))
+    >>> start.isoformat(), end.isoformat()
+    ('2026-11-28T00:00:00+07:00', '2026-11-29T00:00:00+07:00')
+    >>> start.astimezone(UTC).isoformat()
+    '2026-11-27T17:00:00+00:00'
+    """
+    return (datetime.combine(day, time(0, 0), tzinfo=tz),
+            datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=tz))
 
 
 def seconds_between(start: datetime, end: datetime) -> float:
@@ -39,12 +53,11 @@ class WorkingCalendar:
         """The working spans of a local date as aware datetimes (none on a holiday)."""
         if day in self.holidays:
             return []
-        midnight = datetime.combine(day, time(0, 0), tzinfo=self.tz)
+        midnight, next_midnight = local_day_bounds(day, self.tz)
         spans = []
         for start_min, end_min in self.weekly[day.weekday()]:
             start = self._at(day, start_min)
-            end = self._at(day, end_min) if end_min < 24 * 60 else \
-                datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=self.tz)
+            end = self._at(day, end_min) if end_min < 24 * 60 else next_midnight
             if end > start >= midnight:
                 spans.append((start, end))
         return spans
@@ -71,8 +84,7 @@ class WorkingCalendar:
     def next_day_opening(self, now: datetime) -> datetime | None:
         """The first span start on a later local date than ``now``'s."""
         local = now.astimezone(self.tz)
-        tomorrow = datetime.combine(local.date() + timedelta(days=1), time(0, 0), tzinfo=self.tz)
-        return self.next_opening(tomorrow)
+        return self.next_opening(local_day_bounds(local.date(), self.tz)[1])
 
     def remaining_today(self, now: datetime) -> float:
         """Working seconds left today from ``now``."""

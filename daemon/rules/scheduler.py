@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from ..rules.calendar import seconds_between
+from ..rules.calendar import local_day_bounds, seconds_between
 
 if TYPE_CHECKING:
     from ..rules.calendar import WorkingCalendar
@@ -53,8 +53,7 @@ class Decision:
 
 def next_local_midnight(now: datetime) -> datetime:
     """The start of the next local day of ``now``'s time zone."""
-    tomorrow = (now + timedelta(days=1)).date()
-    return datetime.combine(tomorrow, time(0, 0), tzinfo=now.tzinfo)
+    return local_day_bounds(now.date(), now.tzinfo)[1]
 
 
 def decide(facts: Facts) -> Decision:
