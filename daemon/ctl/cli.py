@@ -9,7 +9,8 @@ import sys
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
-from ..rules.config import CARD_TYPES, ConfigError, load
+from ..rules.card_types import CARD_TYPES
+from ..rules.config import ConfigError, load
 from ..ctl.client import ControlClient, Unreachable
 from ..ctl.words import LANGUAGES, Texts, language_from_argv
 from ..rules.errors import CommandError
@@ -184,7 +185,8 @@ class Session:
             raise DatabaseUnreadable(str(exc), daemon_down=True) from None
 
     def _go_offline(self) -> None:
-        from ..ctl.offline import OfflineAnswers, OfflineStore, daemon_holds_lock
+        from ..ctl.offline import OfflineAnswers
+        from ..ledger.read_only import OfflineStore, daemon_holds_lock
 
         path = self.config.store.path
         try:
@@ -290,7 +292,7 @@ def write_pdf(path: str, texts: Texts, data, config, now: datetime, err) -> None
 
 
 def run_verify(args, config, texts: Texts, session: Session, out, err) -> int:
-    from ..ctl.offline import connect_read_only, verify
+    from ..ledger.read_only import connect_read_only, verify
 
     try:
         conn = connect_read_only(config.store.path)

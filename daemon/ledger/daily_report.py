@@ -6,9 +6,9 @@ from datetime import date, timezone
 from zoneinfo import ZoneInfo
 
 from ..rules.calendar import local_day_bounds
+from ..rules.card_types import CARD_TYPES
 from ..rules.clock import rfc3339
 
-CARD_TYPES = ("KTP_EL", "KIA")
 # The job outcomes the report counts, by the state a job moved to that day.
 OUTCOMES = ("failed", "cancelled", "expired", "in_doubt")
 

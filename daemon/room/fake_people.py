@@ -11,6 +11,8 @@ import io
 import random
 from dataclasses import dataclass
 
+from ..rules.card_types import has_chip
+
 GIVEN = ("ADI", "BUDI", "CITRA", "DEWI", "EKO", "FITRI", "GANDA", "HANA", "INDAH", "JOKO", "KARTIKA", "LUKMAN",
          "MAYA", "NANDA", "OKTA", "PUTRI", "RANI", "SARI", "TONO", "UMI", "WAHYU", "YANTI")
 FAMILY = ("CONTOH", "CONTOH PALSU", "SPESIMEN CONTOH")
@@ -79,7 +81,7 @@ def fake_job(rng: random.Random, serial: int, card_type: str = "KTP_EL", job_id:
         "front_png": base64.b64encode(front_png or render_front(person, rng, card_type)).decode(),
         "priority": 0,
     }
-    if card_type == "KTP_EL":
+    if has_chip(card_type):
         job["chip"] = {"files": {
             "0101": base64.b64encode(rng.randbytes(rng.randint(200, 600))).decode(),
             "0102": base64.b64encode(rng.randbytes(rng.randint(500, 1500))).decode(),

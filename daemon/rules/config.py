@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..rules.card_types import CARD_TYPES, KTP_EL
 from ..rules.hours import parse_working_hours
 
 # A check returns None when the value is fine, else what is wrong in plain words.
@@ -142,13 +143,12 @@ def _printer_commands(v: list) -> str | None:
     return next((problem for item in v if (problem := _printer_command(item)) is not None), None)
 
 
-CARD_TYPES = ("KTP_EL", "KIA")
 STANDARD_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400)
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "station": {
         "id": Key(str, None, _matches(r"[a-z0-9-]{1,64}", "1-64 characters of a-z, 0-9 and -"), required=True),
-        "card_types": Key(list, ["KTP_EL"], _card_types),
+        "card_types": Key(list, [KTP_EL], _card_types),
         "timezone": Key(str, "Asia/Jakarta", _timezone),
     },
     "mqtt": {

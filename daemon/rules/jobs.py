@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..rules.card_types import CARD_TYPES, KIA, has_chip
 from ..rules.errors import CommandError, invalid_payload
 
 QUEUED, PRINTING, PRINTED, FAILED, CANCELLED, EXPIRED, IN_DOUBT = (
@@ -169,12 +170,12 @@ def _check_png(payload, name, problems, required: bool) -> bytes | None:
 
 def _check_chip(payload, card_type, problems) -> dict[str, bytes] | None:
     chip = payload.get("chip")
-    if card_type == "KIA":
+    if card_type == KIA:
         if chip is not None:
             problems.add("chip", "must be absent for KIA (a KIA card has no chip)")
         return None
     if chip is None:
-        if card_type == "KTP_EL":
+        if has_chip(card_type):
             problems.add("chip", "is required for KTP_EL: {\"files\": {\"0101\": \"<base64>\", ...}}")
         return None
     files = chip.get("files") if isinstance(chip, dict) else None
@@ -212,8 +213,8 @@ def validate_submission(payload: Any, card_types: list[str]) -> NewJob:
     card_type = payload.get("card_type")
     if card_type is None:
         problems.add("card_type", "is required")
-    elif card_type not in ("KTP_EL", "KIA"):
-        problems.add("card_type", "must be KTP_EL or KIA")
+    elif card_type not in CARD_TYPES:
+        problems.add("card_type", f"must be {' or '.join(CARD_TYPES)}")
     nik = payload.get("nik")
     if nik is None:
         problems.add("nik", "is required")

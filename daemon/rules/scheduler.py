@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from ..rules.calendar import local_day_bounds, seconds_between
+from ..rules.card_types import CHIP_CARD_TYPES
 
 if TYPE_CHECKING:
     from ..rules.calendar import WorkingCalendar
@@ -27,7 +28,7 @@ class Facts:
     in_stock: dict[str, int]            # blanks in stock per card type
     started_today: int                  # cards fed today (printed, spoiled or in hand)
     daily_limit: int
-    chip_types: tuple[str, ...] = ("KTP_EL",)
+    chip_types: tuple[str, ...] = CHIP_CARD_TYPES
     in_press: bool = False              # a card is on its way through the printer right now
     cards_since_cleaning: int = 0       # blanks fed since the last maintenance/cleaned
     cleaning_every: int = 1000

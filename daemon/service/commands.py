@@ -7,7 +7,7 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from ..rules import jobs as J
-from ..rules.config import CARD_TYPES
+from ..rules.card_types import CARD_TYPES
 from ..rules.errors import CommandError, invalid_payload
 
 log = logging.getLogger("kartud.commands")

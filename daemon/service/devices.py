@@ -7,6 +7,8 @@ from kartud.hw.printer import Printer
 from kartud.hw.printer.evolis import EvolisPrinter, EvolisSettings
 from kartud.hw.printer.panels import PanelSettings
 
+from ..rules.card_types import has_chip
+
 
 
 def printer_settings(config) -> EvolisSettings:
@@ -29,7 +31,7 @@ def _simulated_printer(config, clock, settings: EvolisSettings):
     return EvolisSim(clock, CardOutput(config.sim_output_dir()), SimSettings(
         seconds_per_card=sim.seconds_per_card, feeder_cards=sim.feeder_cards, hopper_capacity=sim.hopper_capacity,
         reject_box_capacity=sim.reject_box_capacity, ribbon_prints=sim.ribbon_prints,
-        cleaning_every=sim.cleaning_every, chip_cards="KTP_EL" in config.station.card_types,
+        cleaning_every=sim.cleaning_every, chip_cards=any(map(has_chip, config.station.card_types)),
         panels=settings.panels, status_command=settings.status_command))
 
 

@@ -10,6 +10,7 @@ from kartud.hw.encoder import EncodeError
 from kartud.hw.printer import PrinterFault
 
 from ..service.crashpoints import crash_point
+from ..rules.card_types import has_chip
 from ..rules.jobs import job_view
 from ..service.journal_ids import MSG_CARD_REJECTED, MSG_JOB_IN_DOUBT, MSG_JOB_PRINTED
 from ..ledger.store import OutOfBlanks
@@ -48,7 +49,7 @@ class Press:
     async def _card_way(self, job: dict) -> None:
         daemon, store, job_id = self.daemon, self.daemon.store, job["job_id"]
         printer, encoder = daemon.printer, daemon.encoder
-        chip = job["card_type"] == "KTP_EL" and encoder is not None
+        chip = has_chip(job["card_type"]) and encoder is not None
         try:
             await daemon.device(printer.insert_card, chip)
         except PrinterFault as fault:
