@@ -4,15 +4,49 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Awaitable, Callable
+from datetime import tzinfo
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, runtime_checkable
 
 from ..rules import jobs as J
 from ..rules.card_types import CARD_TYPES
 from ..rules.errors import CommandError, invalid_payload
 
+if TYPE_CHECKING:
+    from ..ledger.store import Store
+    from ..rules.clock import Clock
+    from ..rules.config import Config
+
 log = logging.getLogger("kartud.commands")
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@runtime_checkable
+class CommandsHost(Protocol):
+    """What the commands need from the service (the :class:`~kartud.service.daemon.Daemon` is one)."""
+
+    config: Config
+    clock: Clock                    # a submission's not_after is checked against it
+    tz: tzinfo                      # the station's zone: report/daily's date is a local one
+    store: Store
+
+    async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a store call on the store's one thread."""
+
+    async def cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run CPU-heavy work (decoding a submitted image) off the loop."""
+
+    def job_changed(self, view: dict[str, Any]) -> None:
+        """A job's change was committed: tell the office, refresh the state and wake the press."""
+
+    def stock_changed(self) -> None:
+        """Blanks, the pause or the cleaning changed: refresh the state and wake the press."""
+
+    async def set_paused(self, reason: str | None) -> None:
+        """Pause with a reason, or resume with None."""
+
+    async def state_document(self) -> dict[str, Any]:
+        """The contract's state document, read fresh."""
 
 
 def parse_request(payload: bytes, max_bytes: int) -> dict[str, Any]:
@@ -38,14 +72,13 @@ def _require_str(payload, name: str, pattern=J.ID_PATTERN) -> str:
 
 
 class Commands:
-    """Every command of the contract that this version implements, by name.
-
-    ``daemon`` provides ``db(fn, *args)`` (runs a store call on the store thread), ``config``,
-    ``state_document()``, ``job_changed(view)``, ``set_paused(reason)`` and ``wake()``.
+    """Every command of the contract that this version implements, by name, run against ``host``
+    (see :class:`CommandsHost`). A handler that changes something tells the host, which refreshes
+    the state and wakes the press: ``job_changed(view)`` for a job, ``stock_changed()`` for the rest.
     """
 
-    def __init__(self, daemon):
-        self.daemon = daemon
+    def __init__(self, host: CommandsHost):
+        self.host = host
         self.handlers: dict[str, Handler] = {
             "job/submit": self.job_submit,
             "job/get": self.job_get,
@@ -71,14 +104,14 @@ class Commands:
 
     async def job_submit(self, payload):
         job = await self.prepare_submit(payload)
-        result = (await self.daemon.db(self.daemon.store.submit_jobs, [job]))[0]
+        result = (await self.host.db(self.host.store.submit_jobs, [job]))[0]
         return await self.finish_submit(job, result)
 
     async def prepare_submit(self, payload) -> J.NewJob:
         """Validate a submission off the event loop (decoding its images is real work); raise the refusal."""
-        daemon = self.daemon
-        job = await daemon.cpu(J.validate_submission, payload, daemon.config.station.card_types)
-        if job.not_after is not None and job.not_after <= daemon.clock.now():
+        host = self.host
+        job = await host.cpu(J.validate_submission, payload, host.config.station.card_types)
+        if job.not_after is not None and job.not_after <= host.clock.now():
             raise CommandError("expired", f"not_after {payload['not_after']} has already passed; the job would "
                                           "never start. Send it again with a later not_after, or none")
         return job
@@ -89,7 +122,7 @@ class Commands:
             raise result
         view, resubmitted, position = result
         if not resubmitted:
-            self.daemon.job_changed(view)
+            self.host.job_changed(view)
             log.info("job %s queued (%s, priority %d)", job.job_id, job.card_type, job.priority,
                      extra={"job": job.job_id, "record": job.record_id})
         data = {"job_id": view["job_id"], "state": view["state"], "queue_position": position}
@@ -99,7 +132,7 @@ class Commands:
 
     async def job_get(self, payload):
         job_id = _require_str(payload, "job_id")
-        view = await self.daemon.db(self.daemon.store.get_job, job_id)
+        view = await self.host.db(self.host.store.get_job, job_id)
         if view is None:
             raise CommandError("not_found", f"there is no job {job_id}")
         return view
@@ -113,26 +146,26 @@ class Commands:
             problems.append({"field": "limit", "problem": "must be an integer 1-1000"})
         if problems:
             raise invalid_payload(problems)
-        return {"jobs": await self.daemon.db(self.daemon.store.list_jobs, state, limit)}
+        return {"jobs": await self.host.db(self.host.store.list_jobs, state, limit)}
 
     async def job_cancel(self, payload):
         job_id = _require_str(payload, "job_id")
-        before = await self.daemon.db(self.daemon.store.get_job, job_id)
-        view = await self.daemon.db(self.daemon.store.cancel_job, job_id)
+        before = await self.host.db(self.host.store.get_job, job_id)
+        view = await self.host.db(self.host.store.cancel_job, job_id)
         if before and before["state"] != view["state"]:
-            self.daemon.job_changed(view)
+            self.host.job_changed(view)
         return view
 
     async def queue_pause(self, payload):
         reason = payload.get("reason")
         if reason is not None and not isinstance(reason, str):
             raise invalid_payload([{"field": "reason", "problem": "must be a string"}])
-        await self.daemon.set_paused((reason or "paused by operator")[:200])
-        return await self.daemon.state_document()
+        await self.host.set_paused((reason or "paused by operator")[:200])
+        return await self.host.state_document()
 
     async def queue_resume(self, payload):
-        await self.daemon.set_paused(None)
-        return await self.daemon.state_document()
+        await self.host.set_paused(None)
+        return await self.host.state_document()
 
     async def blanks_receive(self, payload):
         problems = []
@@ -150,12 +183,12 @@ class Commands:
             problems.append({"field": "note", "problem": "must be a string of at most 500 characters"})
         if problems:
             raise invalid_payload(problems)
-        in_stock = await self.daemon.db(self.daemon.store.receive_blanks, batch_id, card_type, count, note)
-        self.daemon.stock_changed()
+        in_stock = await self.host.db(self.host.store.receive_blanks, batch_id, card_type, count, note)
+        self.host.stock_changed()
         return {"batch_id": batch_id, "card_type": card_type, "in_stock": in_stock}
 
     async def status_get(self, payload):
-        return await self.daemon.state_document()
+        return await self.host.state_document()
 
     async def job_resolve(self, payload):
         job_id = _require_str(payload, "job_id")
@@ -168,13 +201,13 @@ class Commands:
             problems.append({"field": "note", "problem": "is required: what the operator saw, at most 500 characters"})
         if problems:
             raise invalid_payload(problems)
-        before = await self.daemon.db(self.daemon.store.get_job, job_id)
-        view = await self.daemon.db(self.daemon.store.resolve_in_doubt, job_id, outcome, note.strip(),
-                                    self.daemon.config.limits.max_attempts)
+        before = await self.host.db(self.host.store.get_job, job_id)
+        view = await self.host.db(self.host.store.resolve_in_doubt, job_id, outcome, note.strip(),
+                                  self.host.config.limits.max_attempts)
         if before is not None and before["state"] != view["state"]:
             log.info("job %s resolved by an operator: %s", job_id, outcome, extra={"job": job_id})
-            self.daemon.job_changed(view)
-            self.daemon.stock_changed()
+            self.host.job_changed(view)
+            self.host.stock_changed()
         return view
 
     async def blanks_adjust(self, payload):
@@ -195,19 +228,19 @@ class Commands:
             problems.append({"field": "adjustment_id", "problem": "must be 1-64 characters of A-Z a-z 0-9 . _ : -"})
         if problems:
             raise invalid_payload(problems)
-        in_stock = await self.daemon.db(self.daemon.store.adjust_blanks, card_type, delta, reason.strip(),
-                                        adjustment_id)
-        self.daemon.stock_changed()
+        in_stock = await self.host.db(self.host.store.adjust_blanks, card_type, delta, reason.strip(),
+                                      adjustment_id)
+        self.host.stock_changed()
         return {"card_type": card_type, "in_stock": in_stock}
 
     async def maintenance_cleaned(self, payload):
         note = payload.get("note")
         if note is not None and (not isinstance(note, str) or len(note) > 500):
             raise invalid_payload([{"field": "note", "problem": "must be a string of at most 500 characters"}])
-        if await self.daemon.db(self.daemon.store.record_cleaning, note):
+        if await self.host.db(self.host.store.record_cleaning, note):
             log.info("the printer was cleaned")
-        self.daemon.stock_changed()
-        return await self.daemon.state_document()
+        self.host.stock_changed()
+        return await self.host.state_document()
 
     async def report_daily(self, payload):
         from datetime import date
@@ -218,4 +251,4 @@ class Commands:
             day = date.fromisoformat(payload.get("date"))
         except (TypeError, ValueError):
             raise invalid_payload([{"field": "date", "problem": "is required: a local date as YYYY-MM-DD"}]) from None
-        return await self.daemon.db(daily_report, self.daemon.store.conn, day, self.daemon.tz)
+        return await self.host.db(daily_report, self.host.store.conn, day, self.host.tz)

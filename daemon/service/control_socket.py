@@ -13,7 +13,7 @@ import stat
 import struct
 import sys
 import time
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 log = logging.getLogger("kartud.control")
 
@@ -28,6 +28,16 @@ REFUSAL_LOG_EVERY_S = 60.0       # one log line per refused uid a minute: a refu
 # SO_PEERGROUPS (Linux 4.13+) is missing from Python's socket module; 59 is its number on the
 # generic ABI that x86 and ARM use.
 SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59 if sys.platform.startswith("linux") else None)
+
+
+@runtime_checkable
+class ControlHost(Protocol):
+    """What the control socket needs from the service (the :class:`~kartud.service.daemon.Daemon` is one;
+    the tests put a fake that records its requests behind the socket)."""
+
+    async def answer(self, command: str, raw: bytes, retained: bool = False,
+                     topic: str | None = None) -> dict[str, Any]:
+        """The full response to one raw request, as an MQTT request gets it. Never raises."""
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -95,8 +105,10 @@ class ControlSocket:
     """An asyncio Unix stream server at ``path`` that answers kartuctl.
 
     Each line ``{"command": "job/get", "payload": {"job_id": "j-1"}}`` gets one line back: the very
-    response an MQTT request gets, from ``await daemon.answer(command, payload_bytes)`` (topic None:
-    the socket is local and permission-checked, so no request signature is asked for).
+    response an MQTT request gets, from ``await host.answer(command, payload_bytes)`` (topic None:
+    the socket is local and permission-checked, so no request signature is asked for). A request
+    line may hold ``max_payload_bytes`` of payload (``mqtt.max_payload_bytes``, as over MQTT) and its
+    envelope, unless ``max_request_bytes`` says otherwise.
 
     Who may connect: root, the daemon's own user, and members of the socket's group (``kartud``
     where that group exists). The file is mode 0660 in that group, and the kernel's account of the
@@ -106,13 +118,12 @@ class ControlSocket:
     >>> await server.start(); ...; await server.close()              # doctest: +SKIP
     """
 
-    def __init__(self, daemon, path: str, group: str = SOCKET_GROUP, max_request_bytes: int | None = None):
-        self.daemon = daemon
+    def __init__(self, host: ControlHost, path: str, group: str = SOCKET_GROUP, max_request_bytes: int | None = None,
+                 max_payload_bytes: int = DEFAULT_PAYLOAD_BYTES):
+        self.host = host
         self.path = path
         self.gid, self.group_name = socket_group(group)
-        config = getattr(daemon, "config", None)
-        payload_limit = config.mqtt.max_payload_bytes if config is not None else DEFAULT_PAYLOAD_BYTES
-        self.max_request_bytes = max_request_bytes or payload_limit + ENVELOPE_BYTES
+        self.max_request_bytes = max_request_bytes or max_payload_bytes + ENVELOPE_BYTES
         self._server: asyncio.AbstractServer | None = None
         self._inode: tuple[int, int] | None = None
         self._connections: set[asyncio.Task] = set()
@@ -249,7 +260,7 @@ class ControlSocket:
         if isinstance(parsed, dict):
             return parsed
         command, payload = parsed
-        return await self.daemon.answer(command, payload)
+        return await self.host.answer(command, payload)
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, response: dict[str, Any]) -> None:

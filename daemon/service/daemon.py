@@ -64,7 +64,10 @@ async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
 
 
 class Daemon:
-    """The kartud service. ``run()`` returns the process exit status."""
+    """The kartud service. ``run()`` returns the process exit status.
+
+    It is the host its parts name at the top of their files: :class:`PressHost`, :class:`CommandsHost`,
+    :class:`IntakeHost` and :class:`ControlHost` list what each may ask of it."""
 
     def __init__(self, config, clock: Clock | None = None):
         self.config = config
@@ -146,7 +149,8 @@ class Daemon:
             await self._reject_leftover_card()
         self.mqtt = MqttLink(self.config, loop, self._requests.put_nowait, self._on_mqtt_connected)
         self.mqtt.start()
-        self.control = ControlSocket(self, self.config.control.socket)
+        self.control = ControlSocket(self, self.config.control.socket,
+                                     max_payload_bytes=self.config.mqtt.max_payload_bytes)
         await self.control.start()
         self.annunciator = open_annunciator(self.config.indicator, loop)
         notify("READY=1")

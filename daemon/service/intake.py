@@ -5,16 +5,33 @@ from __future__ import annotations
 import asyncio
 import logging
 from time import monotonic
-from typing import Any, Awaitable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, runtime_checkable
 
-from ..service.commands import parse_request
+from ..service.commands import Commands, parse_request
 from ..service.crashpoints import crash_point
 from ..rules.errors import CommandError
-from ..service.mqtt_link import IncomingRequest
+from ..service.mqtt_link import IncomingRequest, MqttLink
 from ..rules.signing import check_signature
+
+if TYPE_CHECKING:
+    from ..ledger.store import Store
+    from ..rules.config import Config
 
 log = logging.getLogger("kartud.intake")
 MAX_GROUP = 500   # submissions committed in one transaction at most
+
+
+@runtime_checkable
+class IntakeHost(Protocol):
+    """What the intake needs from the service (the :class:`~kartud.service.daemon.Daemon` is one)."""
+
+    config: Config                  # the topic root, the payload limit and the signing rules
+    store: Store
+    commands: Commands              # the handlers the requests go to
+    mqtt: MqttLink | None           # where MQTT answers go; set before :meth:`Intake.serve` runs
+
+    async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a store call on the store's one thread."""
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -30,9 +47,9 @@ class Intake:
     requests are validated one by one, then committed together in one transaction (group commit:
     one fsync for the lot), and every answer and PUBACK leaves in the order the requests came."""
 
-    def __init__(self, daemon):
-        self.daemon = daemon
-        self.config = daemon.config
+    def __init__(self, host: IntakeHost):
+        self.host = host
+        self.config = host.config
 
     async def serve(self, requests: "asyncio.Queue[IncomingRequest]") -> None:
         while True:
@@ -41,8 +58,8 @@ class Intake:
                 batch.append(requests.get_nowait())
             for request, response in zip(batch, await self.answer_batch(batch)):
                 topic = request.response_topic or f"{self.config.root}/response/{request.command}"
-                self.daemon.mqtt.publish("", response, topic=topic, correlation_data=request.correlation_data)
-                self.daemon.mqtt.ack(request)
+                self.host.mqtt.publish("", response, topic=topic, correlation_data=request.correlation_data)
+                self.host.mqtt.ack(request)
 
     async def answer_batch(self, batch: list[IncomingRequest]) -> list[dict[str, Any]]:
         responses: list[dict[str, Any] | None] = [None] * len(batch)
@@ -65,13 +82,13 @@ class Intake:
                 return
             jobs = [job for _, _, job in prepared]
             try:
-                results = await self.daemon.db(self.daemon.store.submit_jobs, jobs)
+                results = await self.host.db(self.host.store.submit_jobs, jobs)
             except CommandError as error:                  # the database failed: every one is refused
                 results = [error] * len(jobs)
             crash_point("after_submit_commit")              # committed, not yet answered nor acknowledged
             for (index, request_id, job), result in zip(prepared, results):
                 responses[index] = await self._wrap(request_id, "job/submit",
-                                                    self.daemon.commands.finish_submit(job, result))
+                                                    self.host.commands.finish_submit(job, result))
 
         for index, request in enumerate(batch):
             if request.expires_at is not None and monotonic() > request.expires_at:
@@ -85,7 +102,7 @@ class Intake:
                     responses[index] = refusal
                     continue
                 # Validation (decoding the images) runs on the CPU threads while the next ones are read.
-                validation = asyncio.ensure_future(self.daemon.commands.prepare_submit(payload))
+                validation = asyncio.ensure_future(self.host.commands.prepare_submit(payload))
                 pending.append((index, request_id, validation))
                 continue
             await commit_pending()                          # keep the order: earlier submissions first
@@ -102,7 +119,7 @@ class Intake:
         request_id, payload, refusal = self._prepare(raw, retained, topic)
         if refusal is not None:
             return refusal
-        return await self._wrap(request_id, command, self.daemon.commands.handle(command, payload))
+        return await self._wrap(request_id, command, self.host.commands.handle(command, payload))
 
     def _prepare(self, raw: bytes, retained: bool, topic: str | None):
         """``(request_id, payload, None)`` for a request that may be handled, else ``(request_id, None, refusal)``."""

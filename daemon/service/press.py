@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from kartud.hw.encoder import EncodeError
 from kartud.hw.printer import PrinterFault
@@ -15,7 +16,42 @@ from ..rules.jobs import job_view
 from ..service.journal_ids import MSG_CARD_REJECTED, MSG_JOB_IN_DOUBT, MSG_JOB_PRINTED
 from ..ledger.store import OutOfBlanks
 
+if TYPE_CHECKING:
+    from kartud.hw.encoder import Encoder
+    from kartud.hw.printer import Printer
+
+    from ..ledger.store import Store
+    from ..rules.config import Config
+
 log = logging.getLogger("kartud.press")
+
+
+@runtime_checkable
+class PressHost(Protocol):
+    """What the press needs from the service (the :class:`~kartud.service.daemon.Daemon` is one)."""
+
+    config: Config                  # for limits.max_attempts
+    store: Store
+    printer: Printer
+    encoder: Encoder | None         # None: no chip encoder, KTP-el cards print without a chip
+
+    async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a store call on the store's one thread."""
+
+    async def device(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking printer or encoder call on the device thread."""
+
+    def job_changed(self, view: dict[str, Any]) -> None:
+        """A job's change was committed: tell the office and refresh the state."""
+
+    def stock_changed(self) -> None:
+        """The blank stock changed: refresh the state and wake the scheduler."""
+
+    def raise_fault(self, code: str, detail: str = "") -> None:
+        """Raise the fault ``code`` (once) until a device poll clears it."""
+
+    def printer_fault(self, fault: PrinterFault) -> None:
+        """Raise the fault a failed printer call reported."""
 
 
 class Press:
@@ -26,61 +62,61 @@ class Press:
     ``printing``, which the next start turns into ``in_doubt``: never printed again by itself.
     """
 
-    def __init__(self, daemon):
-        self.daemon = daemon
+    def __init__(self, host: PressHost):
+        self.host = host
         self.current_job: str | None = None
 
     async def run(self, job: dict) -> None:
-        daemon, store = self.daemon, self.daemon.store
+        host, store = self.host, self.host.store
         job_id = job["job_id"]
         try:
-            claimed = await daemon.db(store.claim, job_id)
+            claimed = await host.db(store.claim, job_id)
         except OutOfBlanks:
-            daemon.stock_changed()
+            host.stock_changed()
             return
         self.current_job = job_id
         crash_point("after_claim")
         try:
-            daemon.job_changed(job_view(claimed))
+            host.job_changed(job_view(claimed))
             await self._card_way(claimed)
         finally:
             self.current_job = None
 
     async def _card_way(self, job: dict) -> None:
-        daemon, store, job_id = self.daemon, self.daemon.store, job["job_id"]
-        printer, encoder = daemon.printer, daemon.encoder
+        host, store, job_id = self.host, self.host.store, job["job_id"]
+        printer, encoder = host.printer, host.encoder
         chip = has_chip(job["card_type"]) and encoder is not None
         try:
-            await daemon.device(printer.insert_card, chip)
+            await host.device(printer.insert_card, chip)
         except PrinterFault as fault:
-            daemon.printer_fault(fault)
+            host.printer_fault(fault)
             await self._feed_failed(job_id, fault)
             return
         crash_point("after_feed")
         card_uid = None
         try:
             if chip:
-                daemon.job_changed(await daemon.db(store.set_step, job_id, "encoding"))
+                host.job_changed(await host.db(store.set_step, job_id, "encoding"))
                 files = {int(fid, 16): base64.b64decode(data) for fid, data in json.loads(job["chip_files"]).items()}
-                card_uid = await daemon.device(encoder.encode, files)
+                card_uid = await host.device(encoder.encode, files)
                 crash_point("after_encode")
-            daemon.job_changed(await daemon.db(store.set_step, job_id, "printing"))
-            await daemon.device(printer.print_card, job["front_png"], job["back_png"])
+            host.job_changed(await host.db(store.set_step, job_id, "printing"))
+            await host.device(printer.print_card, job["front_png"], job["back_png"])
             crash_point("after_print")
-            daemon.job_changed(await daemon.db(store.set_step, job_id, "ejecting"))
-            await daemon.device(printer.eject)
+            host.job_changed(await host.db(store.set_step, job_id, "ejecting"))
+            await host.device(printer.eject)
             crash_point("after_eject")        # the card is out, the ledger does not know yet
         except EncodeError as error:
             log.warning("job %s: the chip could not be encoded (%s); the card goes to the reject box", job_id,
                         error.kind, extra={"job": job_id})
             if error.kind in ("reader_gone", "service_gone"):
                 # At once, not at the next poll: the scheduler must not feed another chip blank meanwhile.
-                daemon.raise_fault("encoder_disconnected", str(error))
+                host.raise_fault("encoder_disconnected", str(error))
             await self._spoil(job_id, "encode_failed")
             return
         except PrinterFault as fault:
             log.warning("job %s: the printer failed (%s)", job_id, fault.code, extra={"job": job_id})
-            daemon.printer_fault(fault)
+            host.printer_fault(fault)
             await self._spoil(job_id, fault.code, check_first=fault.code == "printer_disconnected")
             return
         except ValueError as error:
@@ -89,35 +125,35 @@ class Press:
                       extra={"job": job_id})
             await self._spoil(job_id, "unprintable_face")
             return
-        view = await daemon.db(store.mark_printed, job_id, card_uid)
+        view = await host.db(store.mark_printed, job_id, card_uid)
         crash_point("after_printed")
-        daemon.job_changed(view)
+        host.job_changed(view)
         log.info("job %s printed", job_id, extra={"job": job_id, "record": job["record_id"], "card_type": job["card_type"],
                                                   "message_id": MSG_JOB_PRINTED})
 
     async def _feed_failed(self, job_id: str, fault) -> None:
         """The feed failed. Only when the printer shows no card inside did nothing move: then the blank
         goes back to stock and the attempt does not count."""
-        daemon, store = self.daemon, self.daemon.store
+        host, store = self.host, self.host.store
         status = await self._status()
         if status is None or not status.connected:          # the feed may have happened; its answer was lost
             await self._in_doubt(job_id, f"feed_unknown:{fault.code}")
         elif status.card_inside:                            # jammed while feeding: that blank is spent
             await self._spoil(job_id, fault.code)
         else:
-            daemon.job_changed(await daemon.db(store.release_claim, job_id, fault.code))
+            host.job_changed(await host.db(store.release_claim, job_id, fault.code))
 
     async def _status(self):
         try:
-            return await self.daemon.device(self.daemon.printer.status)
+            return await self.host.device(self.host.printer.status)
         except PrinterFault:
             return None
 
     async def _in_doubt(self, job_id: str, why: str) -> None:
-        view = await self.daemon.db(self.daemon.store.mark_in_doubt, job_id, why)
+        view = await self.host.db(self.host.store.mark_in_doubt, job_id, why)
         log.error("job %s: where the card went is unknown (%s); it is in doubt until an operator resolves it",
                   job_id, why, extra={"job": job_id, "state": "in_doubt", "message_id": MSG_JOB_IN_DOUBT})
-        self.daemon.job_changed(view)
+        self.host.job_changed(view)
 
     async def _spoil(self, job_id: str, reason: str, check_first: bool = False) -> None:
         """Send the card to the reject box and count its blank spoiled; if even that fails, the card's fate
@@ -125,22 +161,22 @@ class Press:
 
         With ``check_first`` (the printer went away mid-card) the printer is asked first: connected again
         with no card inside means the card already left (an eject whose answer was lost), so in doubt."""
-        daemon, store = self.daemon, self.daemon.store
+        host, store = self.host, self.host.store
         if check_first:
             status = await self._status()
             if status is None or not status.connected or not status.card_inside:
                 await self._in_doubt(job_id, f"card_unaccounted:{reason}")
                 return
         try:
-            await daemon.device(daemon.printer.reject)
+            await host.device(host.printer.reject)
         except PrinterFault as fault:
-            daemon.printer_fault(fault)
+            host.printer_fault(fault)
             await self._in_doubt(job_id, f"reject_failed:{fault.code}")
             return
-        view = await daemon.db(store.mark_spoiled, job_id, reason, daemon.config.limits.max_attempts)
+        view = await host.db(store.mark_spoiled, job_id, reason, host.config.limits.max_attempts)
         crash_point("after_spoiled")
         log.info("job %s: the card is in the reject box and its blank is spoiled (%s); the job is %s", job_id, reason,
                  view["state"], extra={"job": job_id, "state": view["state"], "message_id": MSG_CARD_REJECTED})
-        daemon.job_changed(view)
-        daemon.stock_changed()
+        host.job_changed(view)
+        host.stock_changed()
 
