@@ -13,7 +13,7 @@ import pytest
 from ledger_history import DAYS, JAKARTA, write_history
 
 from kartud.ctl.cli import main
-from kartud.ctl.offline import OfflineStore
+from kartud.ledger.read_only import OfflineStore
 from kartud.ctl.words import Texts
 from kartud.ledger.daily_report import daily_report
 from kartud.ledger.monthly_report import month_report

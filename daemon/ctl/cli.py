@@ -185,7 +185,8 @@ class Session:
             raise DatabaseUnreadable(str(exc), daemon_down=True) from None
 
     def _go_offline(self) -> None:
-        from ..ctl.offline import OfflineAnswers, OfflineStore, daemon_holds_lock
+        from ..ctl.offline import OfflineAnswers
+        from ..ledger.read_only import OfflineStore, daemon_holds_lock
 
         path = self.config.store.path
         try:
@@ -291,7 +292,7 @@ def write_pdf(path: str, texts: Texts, data, config, now: datetime, err) -> None
 
 
 def run_verify(args, config, texts: Texts, session: Session, out, err) -> int:
-    from ..ctl.offline import connect_read_only, verify
+    from ..ledger.read_only import connect_read_only, verify
 
     try:
         conn = connect_read_only(config.store.path)
