@@ -10,6 +10,8 @@ import signal
 import sys
 import threading
 
+from kartud.hw.printer.knowledge import PANEL_HEIGHT, PANEL_ROTATIONS, PANEL_WIDTH, STATUS_COMMAND
+
 
 def _geometry(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"(\d+)x(\d+)", text)
@@ -39,11 +41,11 @@ def _add_printer_parser(commands) -> None:
     printer.add_argument("--seconds-per-card", type=float, default=15.0, metavar="S",
                          help="time a card takes, feed to eject (default: 15)")
     printer.add_argument("--no-chip", action="store_true", help="blanks without a chip (KIA)")
-    printer.add_argument("--panel-geometry", type=_geometry, default=(648, 1016), metavar="WxH",
+    printer.add_argument("--panel-geometry", type=_geometry, default=(PANEL_WIDTH, PANEL_HEIGHT), metavar="WxH",
                          help="panel size in dots; must match printer.panel_width/height (default: 648x1016)")
-    printer.add_argument("--panel-rotation", type=int, choices=(90, 270), default=270,
+    printer.add_argument("--panel-rotation", type=int, choices=PANEL_ROTATIONS, default=270,
                          help="must match printer.panel_rotation (default: 270)")
-    printer.add_argument("--status-command", default="Rst",
+    printer.add_argument("--status-command", default=STATUS_COMMAND,
                          help="the status-words read it answers; '' for none (default: Rst)")
     printer.add_argument("--vpcd", metavar="HOST:PORT", type=_vpcd_address,
                          help="present the chip card parked at the contactless station to pcscd through the vpcd "

@@ -1,4 +1,4 @@
-"""The card types a station prints: KTP-el (electronic ID card, with a contactless chip) and KIA (child ID card, no chip).
+"""The card types a station prints: KTP-el (electronic ID card, with a chip) and KIA (child ID card, no chip).
 
 The ledger's schema repeats the two names in its CHECK constraints (SQL cannot import them); a test
 keeps the two lists the same.

@@ -12,6 +12,8 @@ from datetime import date, datetime
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from kartud.hw.printer import knowledge as evolis
+
 from ..rules.card_types import CARD_TYPES, KTP_EL
 from ..rules.hours import parse_working_hours
 
@@ -114,33 +116,13 @@ def _topic_prefix(v: str) -> str | None:
     return _mqtt_name(v)
 
 
-def _panel_width(v: int) -> str | None:
-    if not 648 <= v <= 1024 or v % 8:
-        return f"must be a multiple of 8 between 648 and 1024 dots, got {v}"
-    return None
-
-
-def _card_rectangle(v: list) -> str | None:
-    if not v:
-        return None
-    if len(v) != 4 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in v):
-        return "must be [] or [x, y, width, height]: four whole numbers of dots, not negative"
-    x, y, width, height = v
-    if width == 0 or height == 0 or x + width > 1016 or y + height > 648:
-        return "must be a non-empty rectangle inside the 1016x648 landscape card"
-    return None
-
-
-def _printer_command(v, read: bool = False) -> str | None:
-    # An escape command as text: a name (capital letter, small letters), then ;-separated parameters.
-    pattern = r"R[a-z]+(;[ -:<-~]*)*" if read else r"[A-Z][a-z]+(;[ -:<-~]*)*"
-    if not isinstance(v, str) or not re.fullmatch(pattern, v):
-        return f"must be a printer {'read ' if read else ''}command such as {'Rlr;p' if read else 'Pcim;F'}, got {v!r}"
-    return None
-
-
 def _printer_commands(v: list) -> str | None:
-    return next((problem for item in v if (problem := _printer_command(item)) is not None), None)
+    # The grammar, the geometry and the default commands are the printer's: kartud.hw.printer.knowledge.
+    return next((problem for item in v if (problem := evolis.command_problem(item)) is not None), None)
+
+
+def _status_command(v: str) -> str | None:
+    return evolis.command_problem(v, read=True) if v else None
 
 
 STANDARD_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400)
@@ -198,15 +180,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "reply_timeout_s": Key(float, 5.0, _range(0.1, 120.0)),
         "move_timeout_s": Key(float, 60.0, _range(1.0, 600.0)),
         "usb_timeout_s": Key(float, 5.0, _range(0.1, 60.0)),
-        "ribbon": Key(str, "ymcko", _one_of("ymcko", "ymckok")),
-        "colour_bits": Key(int, 6, _one_of(5, 6, 7, 8)),
-        "panel_width": Key(int, 648, _panel_width),
-        "panel_height": Key(int, 1016, _range(1016, 2048)),
-        "panel_rotation": Key(int, 270, _one_of(90, 270)),
+        "ribbon": Key(str, "ymcko", _one_of(*evolis.RIBBONS)),
+        "colour_bits": Key(int, 6, _one_of(*evolis.COLOUR_BITS)),
+        "panel_width": Key(int, evolis.PANEL_WIDTH, evolis.panel_width_problem),
+        "panel_height": Key(int, evolis.PANEL_HEIGHT, _range(*evolis.PANEL_HEIGHT_RANGE)),
+        "panel_rotation": Key(int, 270, _one_of(*evolis.PANEL_ROTATIONS)),
         "black_threshold": Key(int, 0, _range(0, 254)),
-        "overlay_no_varnish": Key(list, [], _card_rectangle),
-        "setup_commands": Key(list, ["Pem;2", "Pcim;F", "Pcrm;D"], _printer_commands),
-        "status_command": Key(str, "Rst", lambda v: _printer_command(v, read=True) if v else None),
+        "overlay_no_varnish": Key(list, [], evolis.card_rectangle_problem),
+        "setup_commands": Key(list, list(evolis.SETUP_COMMANDS), _printer_commands),
+        "status_command": Key(str, evolis.STATUS_COMMAND, _status_command),
     },
     "printer.sim": {
         "output_dir": Key(str, ""),

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from kartud.hw.printer.knowledge import FACE_SIZES
+
 from ..rules.card_types import CARD_TYPES, KIA, has_chip
 from ..rules.errors import CommandError, invalid_payload
 
@@ -48,7 +50,7 @@ def check_transition(old: str, new: str) -> None:
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 FILE_ID_PATTERN = re.compile(r"[0-9A-Fa-f]{4}")
-CARD_SIZES = ((1016, 648), (648, 1016))
+CARD_SIZES = FACE_SIZES  # a face as the printer takes it: 1016x648 or 648x1016 pixels (300 dpi)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_CHIP_BYTES = 64 * 1024  # more than any KTP-el chip holds (its EEPROM is 8-80 KB, most of it photo)
 REPRINT_REASONS = ("lost", "damaged", "data_change")

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 
 from . import Printer, PrinterFault, PrinterStatus
 from . import protocol as p
+from .knowledge import SETUP_COMMANDS, STATUS_COMMAND
 from .panels import PanelSettings, full_overlay, render_back_black, render_face
 from .transport import Transport, TransportGone
 
 log = logging.getLogger("kartud.printer")
 
 SENSOR_THRESHOLD_V = 2.5     # Rse: about 5 V when the feeder holds cards / the cover is closed, 0 V otherwise
-RIBBONS = ("ymcko", "ymckok")  # ribbons with a colour set for the front; "ymckok" adds a black panel for the back
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,8 @@ class EvolisSettings:
     ribbon: str = "ymcko"
     reply_timeout_s: float = 5.0
     move_timeout_s: float = 60.0
-    setup_commands: tuple[str, ...] = ("Pem;2", "Pcim;F", "Pcrm;D")
-    status_command: str = "Rst"
+    setup_commands: tuple[str, ...] = SETUP_COMMANDS
+    status_command: str = STATUS_COMMAND
 
 
 class EvolisPrinter(Printer):

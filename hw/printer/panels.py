@@ -20,8 +20,9 @@ from functools import lru_cache
 
 from PIL import Image, ImageChops, ImageDraw
 
+from .knowledge import COLOUR_BITS, FACE_SIZES, PANEL_HEIGHT, PANEL_WIDTH
+
 COLOUR_PANELS = ("y", "m", "c")
-FACE_SIZES = ((1016, 648), (648, 1016))
 _TURN = {90: Image.Transpose.ROTATE_90, 270: Image.Transpose.ROTATE_270}
 _UNTURN = {90: Image.Transpose.ROTATE_270, 270: Image.Transpose.ROTATE_90}
 
@@ -30,8 +31,8 @@ _UNTURN = {90: Image.Transpose.ROTATE_270, 270: Image.Transpose.ROTATE_90}
 class PanelSettings:
     """How faces become panels. ``no_varnish`` is ``(x, y, width, height)`` in landscape card dots, or None."""
 
-    width: int = 648
-    height: int = 1016
+    width: int = PANEL_WIDTH
+    height: int = PANEL_HEIGHT
     rotation: int = 270
     colour_bits: int = 6
     black_threshold: int = 0
@@ -40,7 +41,7 @@ class PanelSettings:
     def __post_init__(self):
         if self.rotation not in _TURN:
             raise ValueError("rotation must be 90 or 270")
-        if self.colour_bits not in (5, 6, 7, 8):
+        if self.colour_bits not in COLOUR_BITS:
             raise ValueError("colour_bits must be 5, 6, 7 or 8")
         if self.width * self.height % 8:
             raise ValueError("width x height must be a multiple of 8 dots")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timezone
 
 from ..printer import protocol as p
+from ..printer.knowledge import STATUS_COMMAND
 from ..printer.panels import PanelSettings, compose_face
 from .card import SimChipCard
 from .head import HeadSettings, PrintHead
@@ -40,7 +41,7 @@ class SimSettings:
     chip_cards: bool = True
     panels: PanelSettings = field(default_factory=PanelSettings)
     head: HeadSettings = field(default_factory=HeadSettings)
-    status_command: str = "Rst"          # empty: the printer does not know a status-words read
+    status_command: str = STATUS_COMMAND  # empty: the printer does not know a status-words read
     model: str = "Evolis Primacy (kartud simulator)"
     serial: str = "SIM0001"
     firmware: str = "kartud-sim 1.0"
