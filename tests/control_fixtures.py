@@ -1,4 +1,5 @@
-"""A real control socket served from a thread's event loop, in front of a fake daemon that records what it is asked."""
+"""Fixtures: a real control socket served from a thread's event loop, in front of a fake daemon that records
+what it is asked."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import json
 import threading
 from typing import Any
+
+import pytest
 
 from kartud.service.control_socket import ControlSocket
 
@@ -50,3 +53,20 @@ class ServedSocket:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
+
+
+@pytest.fixture
+def served(tmp_path):
+    """``served(daemon=None, path=None, **options)``: a :class:`ServedSocket` (a :class:`FakeDaemon` behind it unless
+    given, at ``<tmp>/run/kartud/control.sock`` unless given), stopped after the test."""
+    started = []
+
+    def serve(daemon=None, path=None, **options) -> ServedSocket:
+        server = ServedSocket(daemon or FakeDaemon(), path or str(tmp_path / "run" / "kartud" / "control.sock"),
+                              **options)
+        started.append(server)
+        return server
+
+    yield serve
+    for server in started:
+        server.stop()

@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from conftest import SMALL_FRONT
+from card_faces import SMALL_FRONT
 
 from kartud.rules.clock import ManualClock
 from kartud.room.fake_people import fake_job

@@ -147,22 +147,18 @@ def pcscd_usable() -> str | None:
     return None
 
 
-_SHARED: list[PrivatePcscd] = []
-
-
 @pytest.fixture(scope="session")
 def pcscd_session(tmp_path_factory):
     """The session's private pcscd. This process talks to it too: PCSCLITE_CSOCK_NAME is read once,
     before the first PC/SC call, so it is set here, for the whole session, and there is only ever one
-    (every test module that imports this fixture gets its own copy of it from pytest, hence ``_SHARED``)."""
+    (this module is registered once, in conftest.py's ``pytest_plugins``, so the fixture is made once)."""
     why = pcscd_usable()
     if why:
         pytest.skip(why)
-    if not _SHARED:
-        _SHARED.append(PrivatePcscd(str(tmp_path_factory.mktemp("pcscd"))).start())
-        os.environ.update(_SHARED[0].env)
-    yield _SHARED[0]
-    _SHARED[0].stop()                            # at the end of the session; stopping twice is harmless
+    pcscd = PrivatePcscd(str(tmp_path_factory.mktemp("pcscd"))).start()
+    os.environ.update(pcscd.env)
+    yield pcscd
+    pcscd.stop()                                 # at the end of the session
 
 
 @pytest.fixture

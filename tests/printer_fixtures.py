@@ -1,8 +1,9 @@
-"""Helpers for the printer tests: the simulator behind a real pty or the pyusb backend, and a daemon on a serial line."""
+"""Fixtures and helpers for the printer tests: the simulator behind a real pty or the pyusb backend, and a daemon
+on a serial line."""
 
 from __future__ import annotations
 
-import io
+import json
 import os
 import signal
 import subprocess
@@ -10,11 +11,10 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
 
-from PIL import Image
+import pytest
+from print_room import STATION, Room
 
-from kartud.rules.clock import ManualClock
 from kartud.hw.printer.evolis import EvolisPrinter, EvolisSettings
 from kartud.hw.printer.transport import MemoryTransport, SerialTransport
 from kartud.hw.printer.usb import UsbTransport
@@ -23,24 +23,7 @@ from kartud.hw.sim.output import CardOutput
 from kartud.hw.sim.pty_server import PtyServer
 from kartud.hw.sim.usb_backend import SimUsbBackend
 
-from conftest import STATION, Room
-
 TRANSPORTS = ("serial", "usb")
-
-
-def face_png(colour=(180, 210, 230), size=(1016, 648), black_box: bool = True) -> bytes:
-    """A card face: one colour, with a pure black bar (text's stand-in) when ``black_box``."""
-    image = Image.new("RGB", size, colour)
-    if black_box:
-        image.paste((0, 0, 0), (40, 40, 400, 90))
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def new_clock() -> ManualClock:
-    """A clock whose sleeps advance it at once: the simulator takes no real time, and stays deterministic."""
-    return ManualClock(datetime(2026, 11, 27, 1, 0, tzinfo=timezone.utc))
 
 
 class Link:
@@ -84,11 +67,11 @@ class Link:
 
 
 @contextmanager
-def link(kind: str, directory, sim_settings: SimSettings | None = None, settings: EvolisSettings | None = None,
-         clock=None):
-    """A :class:`Link` of ``kind`` ("serial", "usb" or "memory") over a fresh simulator recording to ``directory``."""
+def link(kind: str, directory, clock, sim_settings: SimSettings | None = None, settings: EvolisSettings | None = None):
+    """A :class:`Link` of ``kind`` ("serial", "usb" or "memory") over a fresh simulator on ``clock`` (the test's
+    ``manual_clock``: the simulator takes no real time, and stays deterministic) recording to ``directory``."""
     directory = str(directory)
-    sim = EvolisSim(clock or new_clock(), CardOutput(os.path.join(directory, "cards")), sim_settings or SimSettings())
+    sim = EvolisSim(clock, CardOutput(os.path.join(directory, "cards")), sim_settings or SimSettings())
     joined = Link(kind, sim, directory, settings or EvolisSettings(reply_timeout_s=2.0, move_timeout_s=5.0))
     try:
         yield joined
@@ -97,8 +80,6 @@ def link(kind: str, directory, sim_settings: SimSettings | None = None, settings
 
 
 def read_cards(directory) -> list[dict]:
-    import json
-
     path = os.path.join(str(directory), "cards", "cards.jsonl")
     if not os.path.exists(path):
         return []
@@ -144,6 +125,16 @@ class SerialRoom(Room):
     def wait_fault(self, code: str, active: bool = True, timeout: float = 10.0) -> None:
         """Wait until the retained state document lists (or no longer lists) ``code``."""
         self.office.wait_state(lambda s: (code in [f["code"] for f in s["faults"]]) == active, timeout=timeout)
+
+
+@pytest.fixture
+def serial_room(tmp_path, broker):
+    """A :class:`SerialRoom` on its own pty path; the test puts a simulator there and starts the daemon."""
+    room = SerialRoom(tmp_path / "room", broker)
+    os.makedirs(room.dir, exist_ok=True)
+    room.pty_path = os.path.join(room.dir, "ttyEVOLIS")
+    yield room
+    room.close()
 
 
 class UsbRoom(SerialRoom):
@@ -204,5 +195,5 @@ def wait_until(predicate, timeout: float = 10.0, what: str = "the condition") ->
         time.sleep(0.02)
 
 
-__all__ = ["TRANSPORTS", "Link", "SerialRoom", "UsbRoom", "SimProcess", "face_png", "link", "new_clock", "read_cards",
+__all__ = ["TRANSPORTS", "Link", "SerialRoom", "UsbRoom", "SimProcess", "link", "read_cards", "serial_room",
            "wait_until"]

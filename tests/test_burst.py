@@ -7,8 +7,8 @@ import os
 import time
 
 import pytest
-from conftest import BW_FRONT_B64, ROOT, STATION, Room
-from tls_fixtures import CertificateAuthority, secure_broker
+from card_faces import BW_FRONT_B64
+from print_room import ROOT, STATION, Room
 
 from kartud.room.office import OfficeClient
 
@@ -16,17 +16,14 @@ BURST = int(os.environ.get("KARTUD_BURST_JOBS", "10000"))
 
 
 @pytest.fixture
-def tls_room(tmp_path):
-    ca = CertificateAuthority(tmp_path / "pki")
-    broker = secure_broker(tmp_path / "broker", ca)
-    room = Room(tmp_path / "room", broker)
+def tls_room(tmp_path, ca, tls_broker):
+    room = Room(tmp_path / "room", tls_broker)
     os.makedirs(room.dir)
     cert, key = ca.issue(STATION)
     room.overrides.update({"mqtt.tls_ca": f'"{ca.ca_file}"', "mqtt.tls_cert": f'"{cert}"', "mqtt.tls_key": f'"{key}"'})
-    room.office = OfficeClient("127.0.0.1", broker.port, ROOT, tls=(str(ca.ca_file), *ca.issue("office")))
+    room.office = OfficeClient("127.0.0.1", tls_broker.port, ROOT, tls=(str(ca.ca_file), *ca.issue("office")))
     yield room
     room.close()
-    broker.stop()
 
 
 def test_a_burst_of_jobs_is_answered_and_stored_in_full(tls_room):

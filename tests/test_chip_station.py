@@ -18,8 +18,6 @@ from kartud.hw.sim.sim_control import ControlServer, send_command
 from kartud.hw.sim.station import SimStationChannel
 from kartud.hw.sim.vpcd_link import VpcdLink, parse_address
 
-from printer_fixtures import new_clock
-
 UPDATE = bytes([0x00, 0xD6, 0x00, 0x00, 0x01, 0x41])
 SELECT = bytes.fromhex("00A4020C020101")
 
@@ -147,8 +145,9 @@ def test_kartud_sim_printer_refuses_a_bad_vpcd_address(tmp_path):
 # -- chip faults armed in the simulated printer --------------------------------------------------------
 
 
-def parked_sim() -> EvolisSim:
-    return EvolisSim(new_clock(), None, SimSettings(seconds_per_card=0.0))
+@pytest.fixture
+def parked_sim(manual_clock) -> EvolisSim:
+    return EvolisSim(manual_clock, None, SimSettings(seconds_per_card=0.0))
 
 
 def park(sim: EvolisSim) -> SimChipCard:
@@ -156,8 +155,8 @@ def park(sim: EvolisSim) -> SimChipCard:
     return sim.card_at_station()
 
 
-def test_an_armed_chip_write_refusal_hits_the_next_card_only():
-    sim = parked_sim()
+def test_an_armed_chip_write_refusal_hits_the_next_card_only(parked_sim):
+    sim = parked_sim
     seen = []
     sim.station_listeners.append(lambda card: seen.append(card and card.fail_writes))
     sim.arm("encode", "chip_write_refused")
@@ -171,8 +170,8 @@ def test_an_armed_chip_write_refusal_hits_the_next_card_only():
     assert second.transmit(UPDATE) == SW_OK
 
 
-def test_a_chip_leaving_the_field_fails_the_in_process_encode_as_no_card():
-    sim = parked_sim()
+def test_a_chip_leaving_the_field_fails_the_in_process_encode_as_no_card(parked_sim):
+    sim = parked_sim
     sim.arm("encode", "chip_leaves_field")
     card = park(sim)
     with pytest.raises(EncodeError) as caught:
@@ -180,16 +179,16 @@ def test_a_chip_leaving_the_field_fails_the_in_process_encode_as_no_card():
     assert caught.value.kind == "no_card" and card.files_sha256() is None
 
 
-def test_a_chip_fault_cleared_before_the_encode_does_not_happen():
-    sim = parked_sim()
+def test_a_chip_fault_cleared_before_the_encode_does_not_happen(parked_sim):
+    sim = parked_sim
     sim.arm("encode", "chip_write_refused")
     card = park(sim)
     sim.clear("chip_write_refused")
     assert Encoder(SimStationChannel(sim)).encode({0x0101: b"data"}) == card.uid_hex
 
 
-def test_the_control_socket_arms_injects_and_says_what_it_did_not_understand(tmp_path):
-    sim = parked_sim()
+def test_the_control_socket_arms_injects_and_says_what_it_did_not_understand(tmp_path, parked_sim):
+    sim = parked_sim
     path = str(tmp_path / "control.sock")
     server = ControlServer(sim, path)
     try:

@@ -7,7 +7,7 @@ import io
 import json
 
 import pytest
-from conftest import ROOT
+from print_room import ROOT
 
 from kartud.room.office import OfficeClient
 

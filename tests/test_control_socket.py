@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from control_fixtures import FakeDaemon, ServedSocket
+from control_fixtures import FakeDaemon
 
 from kartud.service import control_socket
 from kartud.service.control_socket import encode_line, socket_group
@@ -37,21 +37,6 @@ def talk(path: str, *lines: bytes, timeout: float = 5.0) -> list[dict]:
                 break
             answers.append(json.loads(answer))
     return answers
-
-
-@pytest.fixture
-def served(tmp_path):
-    started = []
-
-    def serve(daemon=None, path=None, **options) -> ServedSocket:
-        server = ServedSocket(daemon or FakeDaemon(), path or str(tmp_path / "run" / "kartud" / "control.sock"),
-                              **options)
-        started.append(server)
-        return server
-
-    yield serve
-    for server in started:
-        server.stop()
 
 
 def test_each_line_gets_the_daemons_answer_on_the_same_connection(served):

@@ -15,7 +15,8 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import chip_sha
+from print_room import chip_sha
+from printer_fixtures import SimProcess
 
 from kartud.service.crashpoints import POINTS
 from kartud.ledger.store import verify_audit_chain
@@ -139,12 +140,8 @@ def test_random_kills_while_a_producer_keeps_submitting(room, seed):
           f"{len(room.cards())} cards left the printer")
 
 
-def test_a_card_left_in_the_printer_by_a_killed_daemon_goes_to_the_reject_box_at_the_next_start(tmp_path, broker):
-    from printer_fixtures import SerialRoom, SimProcess
-
-    room = SerialRoom(tmp_path / "room", broker)
-    os.makedirs(room.dir)
-    room.pty_path = os.path.join(room.dir, "ttyEVOLIS")
+def test_a_card_left_in_the_printer_by_a_killed_daemon_goes_to_the_reject_box_at_the_next_start(serial_room):
+    room = serial_room
     printer = SimProcess(room.pty_path, os.path.join(room.dir, "cards"), "--no-chip", "--seconds-per-card", "0.3")
     try:
         room.env["KARTUD_CRASH_AT"] = "after_print"          # printed, not yet ejected: the card is inside
@@ -168,18 +165,13 @@ def test_a_card_left_in_the_printer_by_a_killed_daemon_goes_to_the_reject_box_at
         assert room.stop() == 0
         check_promises(room, {})
     finally:
-        room.close()
-        printer.stop()
+        printer.stop()                                       # the room closes with its fixture
 
 
-def test_a_kill_right_after_a_spoiled_card_keeps_every_promise(tmp_path, broker):
-    from printer_fixtures import SerialRoom, SimProcess
-
+def test_a_kill_right_after_a_spoiled_card_keeps_every_promise(serial_room):
     from kartud.hw.sim.sim_control import send_command
 
-    room = SerialRoom(tmp_path / "room", broker)
-    os.makedirs(room.dir)
-    room.pty_path = os.path.join(room.dir, "ttyEVOLIS")
+    room = serial_room
     control = os.path.join(room.dir, "sim-control.sock")
     printer = SimProcess(room.pty_path, os.path.join(room.dir, "cards"), "--no-chip", "--seconds-per-card", "0.3",
                          "--control", control)
@@ -203,5 +195,4 @@ def test_a_kill_right_after_a_spoiled_card_keeps_every_promise(tmp_path, broker)
         assert room.stop() == 0
         check_promises(room, {})
     finally:
-        room.close()
-        printer.stop()
+        printer.stop()                                       # the room closes with its fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ROOT, chip_sha
+from print_room import ROOT, chip_sha
 
 from kartud.room.office import OfficeClient
 

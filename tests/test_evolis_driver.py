@@ -13,7 +13,8 @@ from kartud.hw.printer import PrinterFault
 from kartud.hw.printer.evolis import EvolisSettings
 from kartud.hw.printer.panels import PanelSettings
 from kartud.hw.sim.evolis_sim import SimSettings
-from printer_fixtures import TRANSPORTS, face_png, link, read_cards
+from card_faces import face_png
+from printer_fixtures import TRANSPORTS, link, read_cards
 
 FRONT = face_png()
 # Faults that stop a blank from being fed: the printer refuses Sic and says why.
@@ -28,8 +29,8 @@ def print_one(printer, contactless: bool = True) -> None:
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
-def test_a_card_goes_through_and_the_simulator_saw_the_face_that_was_sent(kind, tmp_path):
-    with link(kind, tmp_path) as joined:
+def test_a_card_goes_through_and_the_simulator_saw_the_face_that_was_sent(kind, tmp_path, manual_clock):
+    with link(kind, tmp_path, manual_clock) as joined:
         printer = joined.printer
         before = printer.status()
         assert before.connected and before.faults == () and not before.card_inside
@@ -56,8 +57,8 @@ def test_a_card_goes_through_and_the_simulator_saw_the_face_that_was_sent(kind, 
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
-def test_a_card_fed_to_the_print_position_and_rejected(kind, tmp_path):
-    with link(kind, tmp_path) as joined:
+def test_a_card_fed_to_the_print_position_and_rejected(kind, tmp_path, manual_clock):
+    with link(kind, tmp_path, manual_clock) as joined:
         joined.printer.insert_card(False)
         assert joined.printer.status().extra["card_position"] == "print"
         joined.printer.reject()
@@ -68,8 +69,8 @@ def test_a_card_fed_to_the_print_position_and_rejected(kind, tmp_path):
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
 @pytest.mark.parametrize("fault", FEED_FAULTS)
-def test_a_fault_is_reported_refuses_the_feed_and_clears(kind, fault, tmp_path):
-    with link(kind, tmp_path) as joined:
+def test_a_fault_is_reported_refuses_the_feed_and_clears(kind, fault, tmp_path, manual_clock):
+    with link(kind, tmp_path, manual_clock) as joined:
         printer, sim = joined.printer, joined.sim
         sim.inject(fault)
         assert fault in printer.status().faults
@@ -85,8 +86,8 @@ def test_a_fault_is_reported_refuses_the_feed_and_clears(kind, fault, tmp_path):
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
 @pytest.mark.parametrize("fault", ("ribbon_ended", "head_cooling", "no_ribbon"))
-def test_a_fault_while_printing_leaves_the_card_for_the_reject_box(kind, fault, tmp_path):
-    with link(kind, tmp_path) as joined:
+def test_a_fault_while_printing_leaves_the_card_for_the_reject_box(kind, fault, tmp_path, manual_clock):
+    with link(kind, tmp_path, manual_clock) as joined:
         printer, sim = joined.printer, joined.sim
         sim.arm("print", fault)
         printer.insert_card(True)
@@ -103,8 +104,8 @@ def test_a_fault_while_printing_leaves_the_card_for_the_reject_box(kind, fault, 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
 @pytest.mark.parametrize("step", ("feed", "print", "eject"))
-def test_a_jam_holds_the_card_until_a_person_pulls_it_out(kind, step, tmp_path):
-    with link(kind, tmp_path) as joined:
+def test_a_jam_holds_the_card_until_a_person_pulls_it_out(kind, step, tmp_path, manual_clock):
+    with link(kind, tmp_path, manual_clock) as joined:
         printer, sim = joined.printer, joined.sim
         sim.arm(step, "card_jam")
         with pytest.raises(PrinterFault) as jammed:
@@ -122,8 +123,8 @@ def test_a_jam_holds_the_card_until_a_person_pulls_it_out(kind, step, tmp_path):
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
-def test_a_full_reject_box_refuses_the_reject(kind, tmp_path):
-    with link(kind, tmp_path) as joined:
+def test_a_full_reject_box_refuses_the_reject(kind, tmp_path, manual_clock):
+    with link(kind, tmp_path, manual_clock) as joined:
         joined.printer.insert_card(True)
         joined.sim.arm("reject", "reject_box_full")
         with pytest.raises(PrinterFault) as refused:
@@ -136,8 +137,8 @@ def test_a_full_reject_box_refuses_the_reject(kind, tmp_path):
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
-def test_unplug_and_replug_reconnects_by_itself_with_the_parked_card_still_there(kind, tmp_path):
-    with link(kind, tmp_path) as joined:
+def test_unplug_and_replug_reconnects_by_itself_with_the_parked_card_still_there(kind, tmp_path, manual_clock):
+    with link(kind, tmp_path, manual_clock) as joined:
         printer = joined.printer
         print_one(printer)
         printer.insert_card(True)
@@ -164,9 +165,10 @@ def test_unplug_and_replug_reconnects_by_itself_with_the_parked_card_still_there
     (b"MAYBE\r", "unexpected reply to Sic"),          # text, but not an answer to this command
     (b"ERROR CDE\r", "does not know the command Sic"),
 ])
-def test_a_bad_reply_is_a_clear_error_within_the_timeout_and_the_link_recovers(kind, reply, expected, tmp_path):
+def test_a_bad_reply_is_a_clear_error_within_the_timeout_and_the_link_recovers(kind, reply, expected, tmp_path,
+                                                                                manual_clock):
     settings = EvolisSettings(reply_timeout_s=0.3, move_timeout_s=0.3)
-    with link(kind, tmp_path, settings=settings) as joined:
+    with link(kind, tmp_path, manual_clock, settings=settings) as joined:
         printer = joined.printer
         assert printer.status().connected
         joined.sim.reply_overrides.append(reply)
@@ -181,8 +183,8 @@ def test_a_bad_reply_is_a_clear_error_within_the_timeout_and_the_link_recovers(k
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
-def test_polling_while_a_card_prints_never_mixes_the_bytes(kind, tmp_path):
-    with link(kind, tmp_path) as joined:
+def test_polling_while_a_card_prints_never_mixes_the_bytes(kind, tmp_path, manual_clock):
+    with link(kind, tmp_path, manual_clock) as joined:
         printer, errors, done = joined.printer, [], threading.Event()
 
         def poll():
@@ -203,8 +205,8 @@ def test_polling_while_a_card_prints_never_mixes_the_bytes(kind, tmp_path):
     assert [c["destination"] for c in read_cards(tmp_path)] == ["output", "output"]
 
 
-def test_a_printer_without_the_status_words_read_is_watched_through_the_documented_reads(tmp_path):
-    with link("serial", tmp_path, sim_settings=SimSettings(status_command="")) as joined:
+def test_a_printer_without_the_status_words_read_is_watched_through_the_documented_reads(tmp_path, manual_clock):
+    with link("serial", tmp_path, manual_clock, sim_settings=SimSettings(status_command="")) as joined:
         printer, sim = joined.printer, joined.sim
         assert printer.status().faults == ()
         sim.inject("cover_open")
@@ -217,25 +219,25 @@ def test_a_printer_without_the_status_words_read_is_watched_through_the_document
         assert refused.value.code == "reject_box_full"                  # the error reply does
 
 
-def test_setup_commands_the_printer_does_not_know_are_skipped(tmp_path, caplog):
+def test_setup_commands_the_printer_does_not_know_are_skipped(tmp_path, caplog, manual_clock):
     settings = EvolisSettings(setup_commands=("Pem;2", "Pxyz;1"), reply_timeout_s=2.0, move_timeout_s=5.0)
-    with link("usb", tmp_path, settings=settings) as joined:
+    with link("usb", tmp_path, manual_clock, settings=settings) as joined:
         assert joined.printer.status().connected
         assert joined.sim.parameters["Pem"] == ["2"]
     assert "does not know the setup command Pxyz;1" in caplog.text
 
 
-def test_a_partial_overlay_is_downloaded_and_a_full_one_filled(tmp_path):
+def test_a_partial_overlay_is_downloaded_and_a_full_one_filled(tmp_path, manual_clock):
     panels = PanelSettings(no_varnish=(800, 200, 120, 150))
     settings = EvolisSettings(panels=panels, reply_timeout_s=2.0, move_timeout_s=5.0)
-    with link("usb", tmp_path, settings=settings, sim_settings=SimSettings(panels=panels)) as joined:
+    with link("usb", tmp_path, manual_clock, settings=settings, sim_settings=SimSettings(panels=panels)) as joined:
         print_one(joined.printer)
         bits, overlay = joined.sim.last_front["o"]
     assert bits == 1 and overlay.count(0) > 0 and overlay.count(0xFF) > 0
 
 
-def test_the_head_heats_with_cards_in_a_row_and_cools_with_time(tmp_path):
-    with link("memory", tmp_path, sim_settings=SimSettings(seconds_per_card=15.0)) as joined:
+def test_the_head_heats_with_cards_in_a_row_and_cools_with_time(tmp_path, manual_clock):
+    with link("memory", tmp_path, manual_clock, sim_settings=SimSettings(seconds_per_card=15.0)) as joined:
         printer, sim, printed = joined.printer, joined.sim, 0
         while "head_cooling" not in printer.status().faults:
             print_one(printer)

@@ -7,7 +7,7 @@ import sqlite3
 import time
 from collections import Counter
 
-from conftest import chip_sha
+from print_room import chip_sha
 
 from kartud.room.sim_room import start_daemon
 

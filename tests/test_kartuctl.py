@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from control_fixtures import FakeDaemon, ServedSocket
+from control_fixtures import FakeDaemon
 from ledger_history import write_history
 
 from kartud.ctl.cli import main
@@ -30,14 +30,14 @@ STATE = {
 
 
 @pytest.fixture
-def station(tmp_path):
+def station(tmp_path, served):
     """A config whose socket has a fake daemon behind it; ``run(*argv, lang=...)`` → (status, out, err)."""
     config = tmp_path / "kartud.toml"
     config.write_text(f'[station]\nid = "kota-probolinggo-01"\ncard_types = ["KTP_EL", "KIA"]\n'
                       f'[control]\nsocket = "{tmp_path}/control.sock"\n[store]\npath = "{tmp_path}/kartud.db"\n')
     daemon = FakeDaemon()
     daemon.replies["status/get"] = {"status": "ok", "data": STATE}
-    server = ServedSocket(daemon, str(tmp_path / "control.sock"))
+    server = served(daemon, str(tmp_path / "control.sock"))
 
     class Station:
         def __init__(self):
@@ -49,8 +49,7 @@ def station(tmp_path):
                           environ={"LANG": "id_ID.UTF-8" if lang == "id" else "en_GB.UTF-8"})
             return status, out.getvalue(), err.getvalue()
 
-    yield Station()
-    server.stop()
+    return Station()
 
 
 @pytest.mark.parametrize("argv, command, payload", [

@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 
-from conftest import STATION
+from print_room import STATION
 
 
 def kartuctl(room, *argv) -> subprocess.CompletedProcess:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import chip_sha
-from pcsc_fixtures import READER, pcsc_room, pcscd, pcscd_session  # noqa: F401 (fixtures)
+from print_room import chip_sha
+from pcsc_fixtures import READER
 
 
 def _steps(room, job_id: str) -> list[tuple]:

@@ -13,7 +13,7 @@ from kartud.hw.pcsc import PcscChannel
 from kartud.hw.sim.card import SimChipCard, files_sha256
 from kartud.hw.sim.vpcd_link import VpcdLink
 
-from pcsc_fixtures import FRIENDLY_NAME, READER, pcscd, pcscd_session  # noqa: F401 (fixtures)
+from pcsc_fixtures import FRIENDLY_NAME, READER
 
 FILES = {0x0101: random.Random(1).randbytes(3000), 0x0102: random.Random(2).randbytes(480), 0x0103: b"\x01"}
 

@@ -8,7 +8,7 @@ import os
 import pytest
 from PIL import Image, ImageChops
 
-from conftest import SMALL_FRONT
+from card_faces import SMALL_FRONT
 from kartud.rules.clock import Clock
 from kartud.hw.printer.evolis import EvolisPrinter
 from kartud.hw.printer.transport import SerialTransport
@@ -20,15 +20,6 @@ from printer_fixtures import SerialRoom, SimProcess, UsbRoom, wait_until
 # Faults found before a blank is fed: the job waits in the queue, nothing is spoiled.
 FEED_FAULTS = ("feeder_empty", "cover_open", "no_ribbon", "ribbon_ended", "reject_box_full", "hopper_full",
                "cleaning_required", "head_cooling")
-
-
-@pytest.fixture
-def serial_room(tmp_path, broker):
-    room = SerialRoom(tmp_path / "room", broker)
-    os.makedirs(room.dir, exist_ok=True)
-    room.pty_path = os.path.join(room.dir, "ttyEVOLIS")
-    yield room
-    room.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from hypothesis import given, settings, strategies as st
 from kartud.hw.printer import FAULT_CODES, PrinterFault
 from kartud.hw.printer import protocol as p
 from kartud.hw.sim.evolis_sim import EvolisSim, SimSettings
-from printer_fixtures import new_clock
 
 ESC, CR = b"\x1b", b"\r"
 
@@ -176,13 +175,13 @@ ANSWERS = [
 
 
 @pytest.mark.parametrize("command, answer", ANSWERS)
-def test_the_simulator_answers_each_command(command, answer):
-    sim = EvolisSim(new_clock(), None, SimSettings())
+def test_the_simulator_answers_each_command(command, answer, manual_clock):
+    sim = EvolisSim(manual_clock, None, SimSettings())
     assert sim.feed(p.raw_command(command)) == answer.encode() + b"\r"
 
 
-def test_the_simulator_answers_a_whole_card_and_its_state_reads():
-    sim = EvolisSim(new_clock(), None, SimSettings(feeder_cards=3))
+def test_the_simulator_answers_a_whole_card_and_its_state_reads(manual_clock):
+    sim = EvolisSim(manual_clock, None, SimSettings(feeder_cards=3))
     size = 648 * 1016 // 8
     script = [(p.insert_contactless(), "OK"), (p.read("Rlr", "p"), "CONTACTLESS CARD"),
               (p.read("Rst"), "80000000;28000000;00000000;00000000"), (p.start_sequence(), "OK"),
@@ -192,7 +191,7 @@ def test_the_simulator_answers_a_whole_card_and_its_state_reads():
     for frame, answer in script:
         assert sim.feed(frame) == answer.encode() + b"\r", frame[:12]
     # The whole script at once, as a host that does not wait for answers would send it: the same answers.
-    again = EvolisSim(new_clock(), None, SimSettings(feeder_cards=3))
+    again = EvolisSim(manual_clock, None, SimSettings(feeder_cards=3))
     assert again.feed(b"".join(f for f, _ in script)) == b"".join(a.encode() + b"\r" for _, a in script)
 
 
@@ -204,8 +203,8 @@ def test_the_simulator_answers_a_whole_card_and_its_state_reads():
     ("head_cooling", "Rst", "80000000;20000000;00200000;00000000"),
     ("card_jam", "Rst", "80000000;20000000;00000000;01000000"),
 ])
-def test_each_injected_fault_shows_in_the_reads_and_refuses_the_feed(fault, read, answer):
-    sim = EvolisSim(new_clock(), None, SimSettings())
+def test_each_injected_fault_shows_in_the_reads_and_refuses_the_feed(fault, read, answer, manual_clock):
+    sim = EvolisSim(manual_clock, None, SimSettings())
     sim.inject(fault)
     assert sim.feed(p.raw_command(read)) == answer.encode() + b"\r"
     assert p.fault_for_error(sim.feed(p.insert_contactless()).decode().strip()) == fault

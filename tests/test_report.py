@@ -6,7 +6,7 @@ import random
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from conftest import SMALL_FRONT
+from card_faces import SMALL_FRONT
 
 from kartud.rules.clock import ManualClock
 from kartud.rules.errors import CommandError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timezone
 
-from conftest import SMALL_FRONT
+from card_faces import SMALL_FRONT
 
 from kartud.rules.clock import ManualClock
 from kartud.room.fake_people import fake_job

@@ -6,24 +6,11 @@ import json
 import os
 
 import pytest
-from conftest import ROOT, STATION, Room
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tls_fixtures import CertificateAuthority, secure_broker
+from print_room import ROOT, STATION, Room
 
 from kartud.room.office import OfficeClient
 from kartud.rules.signing import public_key_base64, sign_request, signed_bytes
-
-
-@pytest.fixture
-def ca(tmp_path):
-    return CertificateAuthority(tmp_path / "pki")
-
-
-@pytest.fixture
-def tls_broker(tmp_path, ca):
-    broker = secure_broker(tmp_path / "tls-broker", ca)
-    yield broker
-    broker.stop()
 
 
 def test_a_box_prints_over_tls_with_its_certificate_and_the_shipped_acl(tmp_path, ca, tls_broker):

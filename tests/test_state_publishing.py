@@ -6,7 +6,7 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
-from conftest import ROOT
+from print_room import ROOT
 
 
 class StateWatcher:

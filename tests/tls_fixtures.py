@@ -1,4 +1,5 @@
-"""A private certificate authority and a mosquitto running the project's own TLS + ACL config (etc/mosquitto/)."""
+"""Fixtures: a private certificate authority and a mosquitto running the project's own TLS + ACL config
+(etc/mosquitto/)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import ipaddress
 import os
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -76,3 +78,15 @@ def secure_broker(directory: Path, ca: CertificateAuthority) -> PrivateBroker:
     extra = "user root\n" if os.geteuid() == 0 else ""
     Path(broker.conf).write_text(text + f"\nlog_dest file {directory}/mosquitto.log\n" + extra)
     return broker.start()
+
+
+@pytest.fixture
+def ca(tmp_path):
+    return CertificateAuthority(tmp_path / "pki")
+
+
+@pytest.fixture
+def tls_broker(tmp_path, ca):
+    broker = secure_broker(tmp_path / "tls-broker", ca)
+    yield broker
+    broker.stop()
