@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any
 
-from .. import __version__
-from ..rules import jobs as J
-from ..rules.calendar import local_day_bounds
-from ..rules.clock import rfc3339
 from ..rules.errors import CommandError
 from ..ledger.daily_report import daily_report
 from ..ledger.read_only import OfflineStore
+from ..ledger.state_document import state_document
+from ..ledger.station_facts import gather
 
 
 class OfflineAnswers:
@@ -41,30 +39,8 @@ class OfflineAnswers:
     def status(self) -> dict[str, Any]:
         """What can be known of the station without its daemon: no mode, faults or devices, but the
         day's cards, the queue, the jobs in doubt and the blanks, exactly as the ledger has them."""
-        store, low = self.store, self.config.blanks.low_threshold
-        today = store.cards_started_between(*local_day_bounds(self.now.date(), self.tz))
-        counts = store.counts()
-        stock = store.stock()
-        in_doubt = [r[0] for r in store.conn.execute("SELECT job_id FROM jobs WHERE state = ? ORDER BY seq LIMIT 20",
-                                                     (J.IN_DOUBT,))]
-        return {
-            "station": self.config.station.id,
-            "daemon": "not_running",
-            "version": __version__,
-            "at": rfc3339(self.now),
-            "mode": None,
-            "reason": None,
-            "paused_reason": store.get_setting("paused_reason"),
-            "faults": [],
-            "today": {"date": self.now.date().isoformat(), "printed": today["printed"], "spoiled": today["spoiled"],
-                      "started": today["started"], "limit": self.config.limits.daily},
-            "next_print_at": None,
-            # "printing" here is a card that was mid-way when the daemon stopped: in doubt at its next start.
-            "queue": {"queued": counts[J.QUEUED], "in_doubt": counts[J.IN_DOUBT], "printing": counts[J.PRINTING]},
-            "in_doubt_jobs": in_doubt,
-            "blanks": {t: {"in_stock": stock[t]["in_stock"], "low": stock[t]["in_stock"] < low}
-                       for t in self.config.station.card_types},
-            "printer": {"connected": None, "cards_until_cleaning": max(0, self.config.limits.cleaning_every
-                                                                       - store.cards_since_cleaning())},
-        }
-
+        store = self.store
+        # The daemon's own read of the ledger; on this machine kartuctl's monotonic clock and boot id
+        # are the daemon's, so a wall clock that jumped forward opens no new day here either.
+        ledger = gather(store, self.now, self.tz, store.clock.monotonic(), store.clock.boot_id)
+        return state_document(self.config, ledger, self.now, store.get_setting("paused_reason"), live=None)

@@ -1,10 +1,11 @@
 """What the scheduler and the state document need, derived from the ledger at one instant (never counted).
 
+Cards "started" are claims that fed a card: a claim taken back because nothing was fed (the
+feed refused, e.g. head cooling) is not counted. The daemon (its scheduler and its state
+document) and kartuctl with the daemon down both read the day through :func:`gather`.
+
 How "today" is determined: the local date of ``station.timezone`` on the wall clock. Two guards
 keep a wrong wall clock from printing past the daily limit:
-
-Cards "started" are claims that fed a card: a claim taken back because nothing was fed (the
-feed refused, e.g. head cooling) is not counted.
 
 - **forward jump** (an NTP correction, a mistyped date): every card start also records the
   machine's monotonic clock and boot id, and today's count is the larger of the cards started
@@ -47,7 +48,8 @@ def _utc(when: datetime) -> str:
 
 
 def gather(store, now: datetime, tz, mono_now: float, boot_id: str) -> LedgerFacts:
-    """One consistent read of the ledger (run it on the store's thread)."""
+    """One consistent read of the ledger (run it on the store's thread), at wall-clock ``now`` and
+    monotonic ``mono_now`` of boot ``boot_id``: the one owner of "cards started today"."""
     conn = store.conn
     local = now.astimezone(tz)
     midnight, tomorrow = local_day_bounds(local.date(), tz)

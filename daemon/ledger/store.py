@@ -9,7 +9,6 @@ import json
 import os
 import sqlite3
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from ..rules import jobs as J
@@ -152,14 +151,6 @@ class Store(JobLedger, BlankLedger):
         column = {"card_type": "card_type", "priority": "priority"}[by]
         return {key: n for key, n in self.conn.execute(
             f"SELECT {column}, SUM(n) FROM job_counts WHERE state = 'queued' GROUP BY {column}") if n}
-
-    def cards_started_between(self, start: datetime, end: datetime) -> dict[str, int]:
-        """Blanks fed (printed or spoiled or in hand) between two instants: what used the head."""
-        bounds = (rfc3339(start.astimezone(timezone.utc)), rfc3339(end.astimezone(timezone.utc)))
-        counts = dict(self.conn.execute("SELECT kind, COUNT(*) FROM blank_movements WHERE at >= ? AND at < ?"
-                                        " GROUP BY kind", bounds).fetchall())
-        return {"started": counts.get("reserved", 0), "printed": counts.get("printed", 0),
-                "spoiled": counts.get("spoiled", 0)}
 
     def get_setting(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()

@@ -27,6 +27,7 @@ from ..service.mqtt_link import IncomingRequest, MqttLink
 from ..service.press import Press
 from ..rules.calendar import WorkingCalendar
 from ..rules.scheduler import Decision, Facts, decide
+from ..ledger.state_document import Live, state_document
 from ..ledger.station_facts import LedgerFacts, gather as gather_facts
 from ..ledger.store import Store
 from ..service.systemd_glue import notify, watchdog_interval
@@ -266,30 +267,10 @@ class Daemon:
     async def state_document(self) -> dict[str, Any]:
         """The contract's state document, read fresh from the store."""
         facts, ledger = await self._facts()
-        counts, stock = ledger.counts, ledger.stock
         decision = decide(facts)
-        low = self.config.blanks.low_threshold
-        return {
-            "station": self.config.station.id,
-            "version": __version__,
-            "at": rfc3339(self.clock.now(), self.tz),
-            "mode": decision.mode,
-            "reason": decision.reason,
-            "faults": [{"code": code, "since": rfc3339(since, self.tz)} for code, since in self.faults.items()],
-            "today": {"date": facts.now.date().isoformat(), "printed": ledger.printed_today,
-                      "spoiled": ledger.spoiled_today, "limit": self.config.limits.daily,
-                      "started": ledger.started_today},       # extension: what counts against the limit
-            "next_print_at": rfc3339(decision.next_print_at, self.tz) if decision.next_print_at else None,
-            "queue": {"queued": counts["queued"], "in_doubt": counts["in_doubt"]},
-            "in_doubt_jobs": ledger.in_doubt_ids[:20],      # extension: which jobs wait for job/resolve
-            "paused_reason": self.paused_reason,             # extension: what the operator gave with queue/pause
-            "blanks": {t: {"in_stock": stock[t]["in_stock"], "low": stock[t]["in_stock"] < low}
-                       for t in self.config.station.card_types},
-            "printer": {**self._printer_info, "cards_until_cleaning": self._printer_info.get("cards_until_cleaning")
-                        if self._printer_info.get("cards_until_cleaning") is not None
-                        else max(0, self.config.limits.cleaning_every - facts.cards_since_cleaning)},
-            "encoder": self._encoder_info,
-        }
+        live = Live(mode=decision.mode, reason=decision.reason, next_print_at=decision.next_print_at,
+                    faults=self.faults, printer=self._printer_info, encoder=self._encoder_info)
+        return state_document(self.config, ledger, facts.now, self.paused_reason, live)
 
     def job_changed(self, view: dict[str, Any]) -> None:
         """A job changed state (committed): tell the office, refresh the state, wake the press."""
