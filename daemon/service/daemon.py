@@ -22,6 +22,7 @@ from ..service.journal_ids import (MSG_BLANKS_LOW, MSG_DAILY_LIMIT_REACHED, MSG_
                           MSG_INTERNAL_ERROR, MSG_JOB_IN_DOUBT, MSG_READY, MSG_STOPPED)
 from ..service.devices import build_devices
 from ..rules.errors import CommandError, StorageError
+from ..rules.faults import FAULT_MESSAGES
 from ..service.annunciator import Annunciator, open_annunciator
 from ..service.mqtt_link import IncomingRequest, MqttLink
 from ..service.press import Press
@@ -38,20 +39,6 @@ STATE_MIN_INTERVAL_S = 0.5     # the contract: state at most 2 a second
 STATE_MAX_INTERVAL_S = 60.0    # and at least once a minute of clock time
 PRESS_SETTLE_S = 0.1          # real seconds between two decisions of the press, at most ten a second
 PII_ERASE_EVERY_S = 3600.0     # clock seconds between sweeps for personal data past its retention
-FAULT_MESSAGES = {
-    "printer_disconnected": "the printer does not answer; check its cable and power",
-    "feeder_empty": "the printer's feeder is empty; load blanks",
-    "cover_open": "the printer's cover is open; close it",
-    "no_ribbon": "there is no ribbon in the printer; fit one",
-    "ribbon_ended": "the ribbon is used up; fit a new one",
-    "card_jam": "a card is jammed in the printer; clear it",
-    "reject_box_full": "the reject box is full; empty it",
-    "hopper_full": "the output hopper is full; take the cards out",
-    "head_cooling": "the print head is cooling down; printing resumes by itself",
-    "cleaning_required": "the printer needs cleaning",
-    "encoder_disconnected": "the chip encoder is not reachable",
-    "storage_error": "the database cannot be written; see the journal",
-}
 
 
 async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
