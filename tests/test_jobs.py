@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from kartud.rules import jobs as J
 from kartud.rules.errors import CommandError
 from kartud.room.fake_people import fake_job
+from kartud.service.faces import png_problem
 
 BOTH = ["KTP_EL", "KIA"]
 
@@ -43,7 +44,7 @@ def good(card_type: str = "KTP_EL", serial: int = 1, **fields) -> dict:
 
 def refusal(payload, card_types=BOTH) -> CommandError:
     with pytest.raises(CommandError) as caught:
-        J.validate_submission(payload, card_types)
+        J.validate_submission(payload, card_types, png_problem)
     return caught.value
 
 
@@ -463,7 +464,7 @@ near_values = st.one_of(
 
 def _only_command_errors(payload, card_types):
     try:
-        job = J.validate_submission(payload, card_types)
+        job = J.validate_submission(payload, card_types, png_problem)
     except CommandError as error:
         assert error.code in ("invalid_payload", "unsupported_card_type")
         if error.code == "invalid_payload":

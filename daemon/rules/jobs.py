@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
 import json
 import re
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from kartud.hw.printer.knowledge import FACE_SIZES
 
@@ -113,17 +112,9 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
     return struct.unpack(">II", data[16:24])
 
 
-def _png_problem(data: bytes) -> str | None:
-    """Whether Pillow can decode the whole image. Called only after the IHDR size check, so a
-    decompression bomb (a huge declared size) never reaches the decoder; 1016x648 bounds the output."""
-    from PIL import Image  # imported when a job arrives, not at start: the idle daemon stays lighter
-
-    try:
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-            image.load()
-    except Exception:  # Pillow raises many types for bad data (OSError, SyntaxError, ValueError, zlib.error)
-        return "is not a readable PNG image (damaged or truncated data)"
-    return None
+# A full decode of a face: what is wrong with the image, or None. The service passes Pillow's
+# (kartud.service.faces.png_problem); the rules import no image library.
+DecodeProblem = Callable[[bytes], "str | None"]
 
 
 def _decode_base64(value: Any) -> bytes | None:
@@ -151,7 +142,7 @@ def _check_id(payload, name, problems) -> str:
     return ""
 
 
-def _check_png(payload, name, problems, required: bool) -> bytes | None:
+def _check_png(payload, name, problems, required: bool, decode_problem: DecodeProblem | None) -> bytes | None:
     if name not in payload or (not required and payload[name] is None):
         if required:
             problems.add(name, "is required")
@@ -165,7 +156,9 @@ def _check_png(payload, name, problems, required: bool) -> bytes | None:
         problems.add(name, "is not a PNG image")
     elif size not in CARD_SIZES:
         problems.add(name, f"must be 1016x648 or 648x1016 pixels (300 dpi card face), got {size[0]}x{size[1]}")
-    elif (problem := _png_problem(data)) is not None:
+    elif decode_problem is not None and (problem := decode_problem(data)) is not None:
+        # Decoded only after the IHDR size check: a decompression bomb (a huge declared size) never
+        # reaches the decoder, and 1016x648 bounds its output.
         problems.add(name, problem)
     return data
 
@@ -203,11 +196,15 @@ def _check_chip(payload, card_type, problems) -> dict[str, bytes] | None:
     return decoded
 
 
-def validate_submission(payload: Any, card_types: list[str]) -> NewJob:
+def validate_submission(payload: Any, card_types: list[str], decode_problem: DecodeProblem | None = None) -> NewJob:
     """Check a ``job/submit`` payload and return a :class:`NewJob`.
 
     Raises ``CommandError`` ``invalid_payload`` listing every problem, or
     ``unsupported_card_type`` when the station does not print that type.
+
+    ``decode_problem`` decodes each face whose IHDR says it is card-sized (the daemon passes
+    :func:`kartud.service.faces.png_problem`); without it a face is checked by its header only,
+    which suits faces from a trusted renderer (tests, the demo) and nothing from the office.
     """
     problems = _Problems()
     job_id = _check_id(payload, "job_id", problems)
@@ -224,8 +221,8 @@ def validate_submission(payload: Any, card_types: list[str]) -> NewJob:
         problems.add("nik", "must be a string of 16 digits")
     elif (problem := nik_problem(nik)) is not None:
         problems.add("nik", problem)
-    front = _check_png(payload, "front_png", problems, required=True)
-    back = _check_png(payload, "back_png", problems, required=False)
+    front = _check_png(payload, "front_png", problems, required=True, decode_problem=decode_problem)
+    back = _check_png(payload, "back_png", problems, required=False, decode_problem=decode_problem)
     chip_files = _check_chip(payload, card_type, problems)
     priority = payload.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 9:

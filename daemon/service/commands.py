@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, runtime_ch
 from ..rules import jobs as J
 from ..rules.card_types import CARD_TYPES
 from ..rules.errors import CommandError, invalid_payload
+from ..service.faces import png_problem
 
 if TYPE_CHECKING:
     from ..ledger.store import Store
@@ -110,7 +111,7 @@ class Commands:
     async def prepare_submit(self, payload) -> J.NewJob:
         """Validate a submission off the event loop (decoding its images is real work); raise the refusal."""
         host = self.host
-        job = await host.cpu(J.validate_submission, payload, host.config.station.card_types)
+        job = await host.cpu(J.validate_submission, payload, host.config.station.card_types, png_problem)
         if job.not_after is not None and job.not_after <= host.clock.now():
             raise CommandError("expired", f"not_after {payload['not_after']} has already passed; the job would "
                                           "never start. Send it again with a later not_after, or none")
