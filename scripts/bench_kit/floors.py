@@ -13,8 +13,8 @@ import time
 IMPORT_SETS = {
     "bare interpreter": "pass",
     "+ paho, sqlite3, json, asyncio": "import paho.mqtt.client, sqlite3, json, asyncio",
-    "+ pyserial, pyusb, pyscard, gpiozero, sqlite-utils, Pillow":
-        "import paho.mqtt.client, sqlite3, json, asyncio, serial, usb, smartcard, gpiozero, sqlite_utils, PIL.Image",
+    "+ pyserial, pyusb, pyscard, gpiozero, Pillow":
+        "import paho.mqtt.client, sqlite3, json, asyncio, serial, usb, smartcard, gpiozero, PIL.Image",
 }
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would report the benchmark's own size.
 REPORT_RSS = ("import sys\nfor line in open('/proc/self/status'):\n"
