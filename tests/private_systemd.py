@@ -127,12 +127,11 @@ class PrivateSystemd:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
         (directory / "kartud.toml").write_text(config)
-        # The packages as an installed kartud lays them out (kartud/, kartud/daemon, kartud/hw).
+        # The packages as an installed kartud lays them out (kartud/ from daemon/, kartud/hw from hw/).
         repo = Path(__file__).resolve().parent.parent
         package = directory / "src" / "kartud"
-        shutil.copytree(repo / "daemon", package / "daemon", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(repo / "daemon", package, ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(repo / "hw", package / "hw", ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(repo / "kartud_pkg" / "__init__.py", package / "__init__.py")
         self.cgroup = Path(cgroup2_mount()) / f"kartud-test-{uuid.uuid4().hex[:12]}"
         self.launcher: subprocess.Popen | None = None
         self.pid1: int | None = None
