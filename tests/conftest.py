@@ -1,12 +1,19 @@
 """The tests' fixtures, registered once for every test file: no test imports a fixture by hand.
 
 Shared helpers that are not fixtures live in ordinary modules imported by name: ``print_room`` (the
-simulated print room, ``STATION``, ``ROOT``, ``chip_sha``) and ``card_faces`` (card faces).
+simulated print room, ``STATION``, ``ROOT``, ``chip_sha``), ``card_faces`` (card faces), ``sample_jobs``
+(job payloads) and ``store_checks`` (the store's promises checked from outside).
 """
+
+import pytest
+
+# A helper whose asserts should report like a test's own (pytest rewrites the plugins below by itself).
+pytest.register_assert_rewrite("store_checks")
 
 pytest_plugins = [
     "room_fixtures",       # broker, room, notify_socket
     "clock_fixtures",      # manual_clock
+    "store_fixtures",      # store
     "printer_fixtures",    # serial_room
     "pcsc_fixtures",       # pcscd_session, pcscd, pcsc_room
     "control_fixtures",    # served

@@ -15,7 +15,7 @@ from kartud.hw.printer.transport import SerialTransport
 from kartud.hw.sim.evolis_sim import EvolisSim, SimSettings
 from kartud.hw.sim.output import CardOutput
 from kartud.hw.sim.pty_server import PtyServer
-from printer_fixtures import SerialRoom, SimProcess, UsbRoom, wait_until
+from printer_fixtures import SimProcess, UsbRoom, wait_until
 
 # Faults found before a blank is fed: the job waits in the queue, nothing is spoiled.
 FEED_FAULTS = ("feeder_empty", "cover_open", "no_ribbon", "ribbon_ended", "reject_box_full", "hopper_full",
