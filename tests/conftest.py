@@ -2,14 +2,14 @@
 
 Shared helpers that are not fixtures live in ordinary modules imported by name: ``print_room`` (the
 simulated print room, ``STATION``, ``ROOT``, ``chip_sha``), ``card_faces`` (card faces), ``sample_jobs``
-(job payloads), ``store_checks`` (the store's promises checked from outside) and ``config_files`` (config files
-and what is said of them).
+(jobs for the store), ``job_payloads`` (payloads for validation), ``store_checks`` (the store's promises checked
+from outside) and ``config_files`` (config files and what is said of them).
 """
 
 import pytest
 
 # Helpers whose asserts should report like a test's own (pytest rewrites the plugins below by itself).
-pytest.register_assert_rewrite("store_checks", "config_files")
+pytest.register_assert_rewrite("store_checks", "config_files", "job_payloads")
 
 pytest_plugins = [
     "room_fixtures",       # broker, room, notify_socket
