@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
 
 from kartud.ledger.daily_report import daily_report
-from kartud.ledger.store import Store
 from kartud.rules.card_types import CARD_TYPES, has_chip
-from kartud.rules.clock import ManualClock
 from kartud.rules.config import SCHEMA, from_dict
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store(str(tmp_path / "k.db"), ManualClock(datetime(2026, 11, 23, 1, tzinfo=timezone.utc)))
-    store.open()
-    yield store
-    store.close()
 
 
 def test_the_schema_keeps_stock_of_exactly_the_card_types(store):

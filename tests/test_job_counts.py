@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
 
 from test_pacing import new_job
 
-from kartud.rules.clock import ManualClock
 from kartud.rules.errors import CommandError
 from kartud.ledger.store import OutOfBlanks, Store
 
@@ -15,10 +13,8 @@ COUNTED = "SELECT state, card_type, priority, COUNT(*) FROM jobs GROUP BY state,
 KEPT = "SELECT state, card_type, priority, n FROM job_counts WHERE n > 0 ORDER BY 1, 2, 3"
 
 
-def test_counts_follow_every_change(tmp_path):
+def test_counts_follow_every_change(store):
     rng = random.Random(5)
-    store = Store(str(tmp_path / "k.db"), ManualClock(datetime(2026, 11, 23, 1, tzinfo=timezone.utc)))
-    store.open()
     store.receive_blanks("B", "KIA", 40, None)
     live: list[str] = []
     for serial in range(1, 300):
@@ -48,9 +44,9 @@ def test_counts_follow_every_change(tmp_path):
     assert sum(store.counts().values()) == store.conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
 
 
-def test_a_database_from_before_the_counts_is_counted_when_migrated(tmp_path):
+def test_a_database_from_before_the_counts_is_counted_when_migrated(tmp_path, manual_clock):
     path = str(tmp_path / "k.db")
-    clock = ManualClock(datetime(2026, 11, 23, 1, tzinfo=timezone.utc))
+    clock = manual_clock
     store = Store(path, clock)
     store.open()
     for serial in range(1, 6):

@@ -140,8 +140,9 @@ def test_restarts_at_any_instant_change_no_decision(tmp_path):
     assert runs[0] == runs[1] and len(runs[0]) > 20
 
 
-def test_two_hundred_cards_over_a_six_hour_day_start_about_every_108_seconds(tmp_path):
-    clock = ManualClock(datetime(2026, 11, 23, 7, 0, tzinfo=JAKARTA))
+def test_two_hundred_cards_over_a_six_hour_day_start_about_every_108_seconds(tmp_path, manual_clock):
+    clock = manual_clock
+    clock.set_wall(datetime(2026, 11, 23, 7, 0, tzinfo=JAKARTA))
     station = Station(str(tmp_path), clock, 200, ["mon-fri 08:00-14:00"], "even")
     station.run_until(datetime(2026, 11, 23, 15, 0, tzinfo=JAKARTA), 15)
     starts = station.starts
@@ -150,8 +151,9 @@ def test_two_hundred_cards_over_a_six_hour_day_start_about_every_108_seconds(tmp
     assert 100 <= sum(gaps) / len(gaps) <= 109 and min(gaps) >= 100
 
 
-def test_a_late_start_catches_up_without_bursting(tmp_path):
-    clock = ManualClock(datetime(2026, 11, 23, 13, 0, tzinfo=JAKARTA))   # the box was off until 13:00
+def test_a_late_start_catches_up_without_bursting(tmp_path, manual_clock):
+    clock = manual_clock
+    clock.set_wall(datetime(2026, 11, 23, 13, 0, tzinfo=JAKARTA))   # the box was off until 13:00
     station = Station(str(tmp_path), clock, 200, ["mon-fri 08:00-14:00"], "even")
     station.run_until(datetime(2026, 11, 23, 14, 0, tzinfo=JAKARTA), 15)
     gaps = [(b - a).total_seconds() for a, b in zip(station.starts, station.starts[1:])]
@@ -159,8 +161,9 @@ def test_a_late_start_catches_up_without_bursting(tmp_path):
     assert len(station.starts) <= 200
 
 
-def test_a_wall_clock_jumping_forward_opens_no_new_day(tmp_path):
-    clock = ManualClock(datetime(2026, 11, 23, 8, 0, tzinfo=JAKARTA))
+def test_a_wall_clock_jumping_forward_opens_no_new_day(tmp_path, manual_clock):
+    clock = manual_clock
+    clock.set_wall(datetime(2026, 11, 23, 8, 0, tzinfo=JAKARTA))        # where the test starts, before any reading
     station = Station(str(tmp_path), clock, 10, ["mon-sun 00:00-24:00"], "none")
     station.run_until(datetime(2026, 11, 23, 10, 0, tzinfo=JAKARTA), 15)
     assert len(station.starts) == 10
@@ -171,8 +174,9 @@ def test_a_wall_clock_jumping_forward_opens_no_new_day(tmp_path):
     assert station.decide().may_start
 
 
-def test_a_wall_clock_back_in_1970_stops_the_station(tmp_path):
-    clock = ManualClock(datetime(2026, 11, 23, 8, 0, tzinfo=JAKARTA))
+def test_a_wall_clock_back_in_1970_stops_the_station(tmp_path, manual_clock):
+    clock = manual_clock
+    clock.set_wall(datetime(2026, 11, 23, 8, 0, tzinfo=JAKARTA))        # where the test starts, before any reading
     station = Station(str(tmp_path), clock, 10, ["mon-sun 00:00-24:00"], "none")
     station.run_until(datetime(2026, 11, 23, 9, 0, tzinfo=JAKARTA), 15)
     clock.set_wall(datetime(1970, 1, 1, 0, 0, 30, tzinfo=timezone.utc))  # an RTC-less Pi just booted
@@ -198,9 +202,10 @@ def test_holidays_and_weekends_are_outside_working_hours(tmp_path):
     assert decision.next_print_at == datetime(2026, 12, 28, 8, 0, tzinfo=JAKARTA)
 
 
-def test_a_station_in_a_zone_with_daylight_saving_keeps_its_hours_across_the_change(tmp_path):
+def test_a_station_in_a_zone_with_daylight_saving_keeps_its_hours_across_the_change(tmp_path, manual_clock):
     berlin = ZoneInfo("Europe/Berlin")
-    clock = ManualClock(datetime(2026, 3, 28, 0, 0, tzinfo=berlin))      # clocks go forward on 29 March
+    clock = manual_clock
+    clock.set_wall(datetime(2026, 3, 28, 0, 0, tzinfo=berlin))      # clocks go forward on 29 March
     station = Station(str(tmp_path), clock, 4, ["mon-sun 01:00-05:00"], "even", tz=berlin)
     station.run_until(datetime(2026, 3, 31, 0, 0, tzinfo=berlin), 60)
     per_day: dict[str, list[datetime]] = {}
@@ -213,8 +218,9 @@ def test_a_station_in_a_zone_with_daylight_saving_keeps_its_hours_across_the_cha
     assert station.calendar.working_seconds(date(2026, 3, 29)) == 3 * 3600
 
 
-def test_a_claim_taken_back_because_nothing_was_fed_does_not_count_against_the_day(tmp_path):
-    clock = ManualClock(datetime(2026, 11, 23, 9, 0, tzinfo=JAKARTA))
+def test_a_claim_taken_back_because_nothing_was_fed_does_not_count_against_the_day(tmp_path, manual_clock):
+    clock = manual_clock
+    clock.set_wall(datetime(2026, 11, 23, 9, 0, tzinfo=JAKARTA))
     station = Station(str(tmp_path), clock, 2, ["mon-sun 00:00-24:00"], "none")
     job = new_job(1)
     station.store.submit_job(job)

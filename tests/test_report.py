@@ -8,22 +8,20 @@ from zoneinfo import ZoneInfo
 
 from card_faces import SMALL_FRONT
 
-from kartud.rules.clock import ManualClock
 from kartud.rules.errors import CommandError
 from kartud.room.fake_people import fake_job
 from kartud.rules.jobs import validate_submission
 from kartud.ledger.daily_report import daily_report
-from kartud.ledger.store import OutOfBlanks, Store
+from kartud.ledger.store import OutOfBlanks
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 
 
-def test_a_month_of_daily_reports_balances_every_day(tmp_path):
+def test_a_month_of_daily_reports_balances_every_day(store, manual_clock):
     rng = random.Random(11)
     start = datetime(2026, 11, 1, 0, 30, tzinfo=JAKARTA)
-    clock = ManualClock(start)
-    store = Store(str(tmp_path / "k.db"), clock)
-    store.open()
+    clock = manual_clock
+    clock.set_wall(start)
     serial = 0
     for day in range(30):
         clock.set_wall(start + timedelta(days=day, hours=7))     # the office opens
@@ -76,11 +74,9 @@ def test_a_month_of_daily_reports_balances_every_day(tmp_path):
     assert totals["KTP_EL"]["printed"] > 100 and totals["KTP_EL"]["spoiled"] > 5
 
 
-def test_the_local_day_is_the_stations_not_utc(tmp_path):
+def test_the_local_day_is_the_stations_not_utc(store, manual_clock):
     # 06:30 in Jakarta on the 2nd is 23:30 UTC on the 1st: the card belongs to the 2nd.
-    clock = ManualClock(datetime(2026, 11, 1, 23, 30, tzinfo=timezone.utc))
-    store = Store(str(tmp_path / "k.db"), clock)
-    store.open()
+    manual_clock.set_wall(datetime(2026, 11, 1, 23, 30, tzinfo=timezone.utc))
     store.receive_blanks("B", "KIA", 5, None)
     job = validate_submission(fake_job(random.Random(1), 1, "KIA", job_id="j", record_id="r", front_png=SMALL_FRONT),
                               ["KIA"])

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
 
 from card_faces import SMALL_FRONT
 
-from kartud.rules.clock import ManualClock
 from kartud.room.fake_people import fake_job
 from kartud.rules.jobs import validate_submission
-from kartud.ledger.store import Store
 
 
-def test_personal_data_of_ended_jobs_is_erased_after_retention_and_nothing_else(tmp_path):
-    clock = ManualClock(datetime(2026, 11, 27, 1, 0, tzinfo=timezone.utc))
-    store = Store(str(tmp_path / "k.db"), clock)
-    store.open()
+def test_personal_data_of_ended_jobs_is_erased_after_retention_and_nothing_else(store, manual_clock):
+    clock = manual_clock
     store.receive_blanks("B1", "KTP_EL", 10, None)
     rng = random.Random(3)
     done, waiting, doubtful = (validate_submission(fake_job(rng, i, job_id=f"j-{i}", record_id=f"r-{i}",
