@@ -77,6 +77,16 @@ class Room:
         with open(self.log_path, errors="replace") as handle:
             return handle.read()
 
+    def wait_log(self, text: str, more_than: int = 0, timeout: float = 20.0) -> int:
+        """Wait until ``text`` is in the daemon's log more than ``more_than`` times; returns how many times.
+        For inner events that only the log tells of: the file is read every 20 ms."""
+        deadline = time.monotonic() + timeout
+        while (count := self.log().count(text)) <= more_than:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not in the daemon's log {more_than + 1} times within {timeout} s")
+            time.sleep(0.02)
+        return count
+
     def job(self, card_type: str = "KTP_EL", **fields) -> dict:
         """A new fake job payload (a fresh person, record and chip files each time)."""
         self.serial += 1

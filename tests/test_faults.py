@@ -11,6 +11,12 @@ from print_room import chip_sha
 
 from kartud.room.sim_room import start_daemon
 
+# Armed with WATCHDOG_USEC, the daemon's health watchdog probes its store's one thread every half interval and logs
+# when the probe is not answered: the sign that a commit waits on the locked database, so the request that made it
+# is in the daemon's hands, not yet committed. (Nothing else writes while these tests hold the lock.)
+WATCHDOG_USEC = "1000000"                          # a tick every 0.5 s; the store must answer within 0.25 s
+STORE_HELD = "the store's thread did not answer"
+
 
 def _outputs_by_chip(room) -> Counter:
     return Counter(c["chip_files_sha256"] for c in room.cards() if c["destination"] == "output")
@@ -139,12 +145,14 @@ def test_systemd_sees_ready_status_and_stopping_and_sigterm_finishes_the_card_in
 def test_a_request_is_acknowledged_only_after_its_commit(room):
     """With the database locked the daemon cannot commit; killed then, it must not have sent the PUBACK,
     so the broker hands the request to the restarted daemon, which commits and answers it."""
+    room.env["WATCHDOG_USEC"] = WATCHDOG_USEC
     room.start()
     blocker = sqlite3.connect(room.db_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")              # the daemon's commit now waits on this lock
+    held = room.log().count(STORE_HELD)
     job = room.job()
     correlation = room.office.send("job/submit", job)  # returns once the broker holds the request
-    time.sleep(0.3)  # delivery to the daemon; if it took longer the broker still holds it, and the test still holds
+    room.wait_log(STORE_HELD, more_than=held)       # the daemon has it: its commit waits on the lock
     room.kill()
     blocker.execute("ROLLBACK")
     blocker.close()
@@ -167,11 +175,13 @@ def test_the_daemon_starts_without_a_broker_and_connects_when_it_comes(room, not
 
 
 def test_a_request_whose_message_expiry_passes_while_it_waits_is_answered_expired(room):
+    room.env["WATCHDOG_USEC"] = WATCHDOG_USEC
     room.start()
     blocker = sqlite3.connect(room.db_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")                       # holds the daemon on the first request
+    held = room.log().count(STORE_HELD)
     first = room.office.send("job/submit", room.job())
-    time.sleep(0.3)      # let the first one reach the daemon alone, so the second waits behind its commit
+    room.wait_log(STORE_HELD, more_than=held)  # the first is alone in the daemon's commit: the second waits behind it
     late = room.office.send("job/submit", room.job(), expiry_s=1)
     time.sleep(1.5)                                          # the passing of time is what is under test
     blocker.execute("ROLLBACK")
