@@ -171,6 +171,39 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX blank_movements_boot_released ON blank_movements (boot_id, mono) WHERE kind = 'released';
     """,
+    # 7: requests, not only jobs, are safe to receive twice and cannot stop the box:
+    #    - requests_done: each changing request acted on, by request_id, with the answer it got, so a
+    #      repeat gets that answer again and changes nothing (kept security.replay_window_days);
+    #    - requests_handling: a durable mark written before a request is handled and removed once it
+    #      is answered; a mark left behind names a message that killed the process while handled;
+    #    - quarantine: messages set aside for a person (a defect met while handling them, or one that
+    #      died with the process twice), never handled again on redelivery.
+    """
+    CREATE TABLE requests_done (
+        request_id  TEXT PRIMARY KEY,
+        command     TEXT NOT NULL,
+        answer      TEXT NOT NULL,           -- the response body first given, as JSON
+        at          TEXT NOT NULL
+    );
+    CREATE INDEX requests_done_at ON requests_done (at);
+    CREATE TABLE requests_handling (
+        message_sha256 TEXT PRIMARY KEY,     -- of topic and payload: a redelivery has the same
+        command        TEXT NOT NULL,
+        size           INTEGER NOT NULL,
+        deaths         INTEGER NOT NULL DEFAULT 0,
+        since          TEXT NOT NULL
+    );
+    CREATE TABLE quarantine (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_sha256 TEXT NOT NULL,
+        command        TEXT NOT NULL,
+        size           INTEGER NOT NULL,
+        why            TEXT NOT NULL,        -- the defect's class, or that it died with the process twice
+        payload        BLOB,                 -- as received; may hold personal data: erased with retention
+        at             TEXT NOT NULL
+    );
+    CREATE INDEX quarantine_message ON quarantine (message_sha256);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
