@@ -214,6 +214,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "security": {
         "signing": Key(str, "off", _one_of("off", "optional", "required")),
         "trusted_keys": Key(list, [], _trusted_keys),
+        "replay_window_days": Key(int, 30, _range(1, 3650)),
     },
     "sim": {
         "clock_speed": Key(float, 1.0, _range(0.001, 100000.0)),
