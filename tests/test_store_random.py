@@ -83,10 +83,15 @@ class StoreModel:
 
     def claim(self, job_id):
         card_type = self.type_of[job_id]
+        not_after = self.payloads[job_id].get("not_after")
+        overdue = not_after is not None and datetime.fromisoformat(not_after) < self.clock.now()
         try:
             view = self.store.claim(job_id)
         except OutOfBlanks:
-            assert self.model_stock[card_type] == 0
+            assert self.model_stock[card_type] == 0 and not overdue
+            return
+        if overdue:                          # past not_after, not yet swept: the claim moves on, nothing changes
+            assert view is None
             return
         assert self.model_stock[card_type] > 0
         self.model_stock[card_type] -= 1

@@ -163,13 +163,18 @@ class JobLedger:
         self._audit(conn, kind, job_id, {"from": row["state"], "to": new, **(detail or {})})
         return self._job_row(conn, job_id)
 
-    def claim(self, job_id: str) -> dict[str, Any]:
+    def claim(self, job_id: str) -> dict[str, Any] | None:
         """Mark the job ``printing`` (step ``feeding``) and reserve a blank, before any card moves.
 
+        The job was chosen a moment ago, and requests are answered meanwhile: this transaction looks
+        again. When the job may no longer start (it left the queue: cancelled, expired, resolved; its
+        ``not_after`` has passed; or the queue was paused since) it returns None and changes nothing.
         Raises :class:`OutOfBlanks` (and changes nothing) when the card type has no blank in stock.
         """
         with self.transaction() as conn:
             job = self._job_row(conn, job_id)
+            if not self._claimable(conn, job):
+                return None
             card_type = job["card_type"]
             stock = conn.execute("SELECT in_stock FROM blank_stock WHERE card_type = ?", (card_type,)).fetchone()
             if stock["in_stock"] <= 0:
@@ -185,6 +190,15 @@ class JobLedger:
             row = self._change_state(conn, job_id, J.PRINTING, "job_claimed", {"batch_id": batch_id},
                                      step="feeding", attempts=job["attempts"] + 1, batch_id=batch_id, reason=None)
             return dict(row)
+
+    def _claimable(self, conn, job: sqlite3.Row | None) -> bool:
+        """May ``job`` start now, as the ledger stands inside this transaction?"""
+        if job is None or job["state"] != J.QUEUED:
+            return False
+        if job["not_after"] is not None and datetime.fromisoformat(job["not_after"]) < self.clock.now():
+            return False                  # the press's expiry sweep ends it next
+        paused = conn.execute("SELECT 1 FROM settings WHERE key = 'paused_reason'").fetchone()
+        return paused is None
 
     def set_step(self, job_id: str, step: str) -> dict[str, Any]:
         """Record the printing step a job has reached."""

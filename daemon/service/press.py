@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, runtime_checkable
 
 from kartud.hw.encoder import EncodeError
 from kartud.hw.printer import PrinterFault
@@ -65,22 +65,38 @@ class Press:
     def __init__(self, host: PressHost):
         self.host = host
         self.current_job: str | None = None
+        # Tests only: awaited at each named point ("before_claim", "after_claim", "claim_refused") with the
+        # job, so a test can hold the press there and force an interleaving (see tests/held_press.py).
+        self.hold: Callable[[str, dict], Awaitable[None]] | None = None
 
     async def run(self, job: dict) -> None:
+        """Claim ``job`` (chosen by the scheduler) and take its card through the printer."""
         host, store = self.host, self.host.store
         job_id = job["job_id"]
+        await self._point("before_claim", job)
         try:
             claimed = await host.db(store.claim, job_id)
         except OutOfBlanks:
+            claimed = None
             host.stock_changed()
+        if claimed is None:
+            # Chosen, then changed by a request before the claim (cancelled, paused, the blanks taken out,
+            # not_after passed): nothing moved; the loop decides afresh.
+            log.info("job %s did not start: it changed after it was chosen", job_id, extra={"job": job_id})
+            await self._point("claim_refused", job)
             return
         self.current_job = job_id
         crash_point("after_claim")
         try:
             host.job_changed(job_view(claimed))
+            await self._point("after_claim", claimed)
             await self._card_way(claimed)
         finally:
             self.current_job = None
+
+    async def _point(self, name: str, job: dict) -> None:
+        if self.hold is not None:
+            await self.hold(name, job)
 
     async def _card_way(self, job: dict) -> None:
         host, store, job_id = self.host, self.host.store, job["job_id"]
