@@ -54,7 +54,17 @@ def check_signature(topic: str, payload: dict[str, Any], trusted_keys: list[str]
         raise CommandError("bad_signature", "\"sig\" must be a base64 Ed25519 signature (64 bytes)")
     from cryptography.exceptions import InvalidSignature
 
-    message = signed_bytes(topic, payload)
+    try:
+        message = signed_bytes(topic, payload)
+    except UnicodeEncodeError:
+        # No UTF-8 bytes exist for such text (a lone surrogate like "\\ud800"), so nothing can have signed it.
+        field = (_unencodable_field(payload) or "the payload")[:80]
+        raise CommandError("bad_signature", f"{field} holds text that has no UTF-8 form (a lone surrogate escape "
+                                            "such as \\ud800), so no signature can cover it; send valid Unicode "
+                                            "text and sign it", {"field": field}) from None
+    except (ValueError, RecursionError):
+        raise CommandError("bad_signature", "the payload cannot be put in the canonical JSON form that is signed "
+                                            "(nested too deep?); send a flatter request and sign it") from None
     for key in _public_keys(trusted_keys):
         try:
             key.verify(signature, message)
@@ -63,6 +73,30 @@ def check_signature(topic: str, payload: dict[str, Any], trusted_keys: list[str]
             continue
     raise CommandError("bad_signature", "the signature does not match this request and topic for any trusted key; "
                                         "sign exactly the bytes the contract names, after the last change")
+
+
+def _unencodable_field(value: Any, path: str = "", depth: int = 0) -> str | None:
+    """The dotted path of the first key or string in ``value`` that UTF-8 cannot encode, or None."""
+    def bad(text: str) -> bool:
+        try:
+            text.encode("utf-8")
+            return False
+        except UnicodeEncodeError:
+            return True
+
+    if depth > 64:
+        return None
+    if isinstance(value, str):
+        return path or "the payload" if bad(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        name = f"{path}.{key}" if path and isinstance(key, str) else f"{path}[{key}]" if path else str(key)
+        if isinstance(key, str) and bad(key):
+            return path or "a field name"
+        found = _unencodable_field(item, name, depth + 1)
+        if found:
+            return found
+    return None
 
 
 def sign_request(topic: str, payload: dict[str, Any], private_key) -> dict[str, Any]:

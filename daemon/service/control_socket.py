@@ -15,6 +15,8 @@ import sys
 import time
 from typing import Any, Protocol, runtime_checkable
 
+from ..rules.wire import json_bytes
+
 log = logging.getLogger("kartud.control")
 
 SOCKET_GROUP = "kartud"          # operators who may use kartuctl are members of this group
@@ -46,7 +48,7 @@ def _error(code: str, message: str) -> dict[str, Any]:
 
 def encode_line(response: dict[str, Any]) -> bytes:
     """One response as one line, serialised exactly as the MQTT link serialises it."""
-    return json.dumps(response, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+    return json_bytes(response) + b"\n"
 
 
 def parse_envelope(line: bytes) -> tuple[str, bytes] | dict[str, Any]:
@@ -63,7 +65,7 @@ def parse_envelope(line: bytes) -> tuple[str, bytes] | dict[str, Any]:
     if not isinstance(payload, dict):
         return _error("invalid_payload", '"payload" must be a JSON object')
     # Re-encoded so that the daemon parses and checks it exactly as it does a payload from MQTT.
-    return request["command"], json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    return request["command"], json_bytes(payload)
 
 
 def peer_credentials(sock) -> tuple[int, int, int]:

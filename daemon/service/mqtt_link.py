@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -15,7 +15,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from ..rules.wire import json_bytes
+
 log = logging.getLogger("kartud.mqtt")
+MAX_TRACKED = 100_000     # publishes awaiting their PUBACK whose topic is kept, to name it if the broker refuses
 
 
 @dataclass
@@ -30,6 +33,7 @@ class IncomingRequest:
     mid: int
     qos: int
     expires_at: float | None = None     # time.monotonic() after which the sender no longer wants it
+    topic: str = ""                     # the topic it came on
 
 
 class MqttLink:
@@ -49,6 +53,9 @@ class MqttLink:
         self.on_connected = on_connected
         self.connected = False
         self.stopping = False
+        self._awaiting_puback: dict[int, str] = {}    # mid → topic, written by the loop, read by paho's thread
+        self._refused_early: dict[int, Any] = {}
+        self._puback_lock = threading.Lock()
         self.client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -68,6 +75,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         client.on_socket_open = self._on_socket_open
         return client
 
@@ -115,17 +123,37 @@ class MqttLink:
         self.loop.call_soon_threadsafe(self._disconnected, str(reason_code))
 
     def _on_message(self, client, userdata, message) -> None:
+        try:
+            request = self._request_of(message)
+        except Exception as exc:        # never let one message end paho's thread: acknowledge it and say so
+            log.error("a message on a request topic could not be read (%s); it is acknowledged and dropped",
+                      type(exc).__name__)
+            if message.qos > 0:
+                client.ack(message.mid, message.qos)
+            return
+        self.loop.call_soon_threadsafe(self.on_request, request)
+
+    def _request_of(self, message) -> IncomingRequest:
         prefix = f"{self.root}/request/"
+        topic = message.topic
         props = getattr(message, "properties", None)
         expiry = getattr(props, "MessageExpiryInterval", None) if props else None
-        request = IncomingRequest(
-            command=message.topic[len(prefix):] if message.topic.startswith(prefix) else "",
+        return IncomingRequest(
+            command=topic[len(prefix):] if topic.startswith(prefix) else "",
             payload=message.payload, retain=bool(message.retain),
             response_topic=getattr(props, "ResponseTopic", None) if props else None,
             correlation_data=getattr(props, "CorrelationData", None) if props else None,
             mid=message.mid, qos=message.qos,
-            expires_at=time.monotonic() + expiry if expiry is not None else None)
-        self.loop.call_soon_threadsafe(self.on_request, request)
+            expires_at=time.monotonic() + expiry if expiry is not None else None, topic=topic)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        refused = getattr(reason_code, "is_failure", False)
+        with self._puback_lock:
+            topic = self._awaiting_puback.pop(mid, None)
+            if topic is None and refused:
+                self._refused_early[mid] = reason_code     # its PUBACK beat publish() to the bookkeeping
+        if refused and topic is not None:
+            _log_refusal(topic, reason_code)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -142,17 +170,42 @@ class MqttLink:
         self.connected = False
 
     def publish(self, suffix: str, payload: Any, retain: bool = False, topic: str | None = None,
-                correlation_data: bytes | None = None) -> None:
-        """Publish at QoS 1 to ``{root}/<suffix>`` (or ``topic``); dicts become JSON. Queued by paho while offline."""
-        body = payload if isinstance(payload, (str, bytes)) else json.dumps(payload, separators=(",", ":"),
-                                                                            ensure_ascii=False)
+                correlation_data: bytes | None = None) -> bool:
+        """Publish at QoS 1 to ``{root}/<suffix>`` (or ``topic``); dicts become JSON. Queued by paho while offline.
+
+        Never raises: a publish that cannot be made is logged and False returned. Nothing is ever
+        published under ``{root}/request/``: the box must not send itself (or another box) a command.
+        """
+        topic = topic or f"{self.root}/{suffix}"
+        if topic.startswith(f"{self.root}/request/") or topic == f"{self.root}/request":
+            log.error("refused to publish onto the request topic %s", topic)
+            return False
+        body = payload if isinstance(payload, (str, bytes)) else json_bytes(payload)
         properties = None
         if correlation_data is not None:
             properties = Properties(PacketTypes.PUBLISH)
             properties.CorrelationData = correlation_data
-        self.client.publish(topic or f"{self.root}/{suffix}", body, qos=1, retain=retain, properties=properties)
+        try:
+            info = self.client.publish(topic, body, qos=1, retain=retain, properties=properties)
+        except (ValueError, TypeError, UnicodeError) as exc:
+            log.error("cannot publish to %s: %s", topic, type(exc).__name__)
+            return False
+        # Not held around publish(): paho calls on_publish holding its own lock, which publish() takes too.
+        with self._puback_lock:
+            early = self._refused_early.pop(info.mid, None)
+            if early is None and len(self._awaiting_puback) < MAX_TRACKED:
+                self._awaiting_puback[info.mid] = topic
+        if early is not None:
+            _log_refusal(topic, early)
+        return True
 
     def ack(self, request: IncomingRequest) -> None:
         """Send the PUBACK of a request whose effect is committed."""
         if request.qos > 0:
             self.client.ack(request.mid, request.qos)
+
+
+def _log_refusal(topic: str, reason_code) -> None:
+    # The broker took the message and threw it away (its ACL, a quota): nobody will read it.
+    log.error("the broker refused our publish to %s: %s (reason code 0x%02x)", topic, reason_code,
+              getattr(reason_code, "value", 0))
