@@ -127,7 +127,7 @@ class Daemon:
             log.critical("cannot start: %s", exc)
             notify(f"STATUS=cannot start: {exc}")
             return 1
-        for view in await self.db(self.store.recover_in_doubt):
+        for view in (recovered := await self.db(self.store.recover_in_doubt)):
             log.error("job %s was mid-card when kartud stopped; it is in doubt and will not be printed again by "
                       "itself: look at the card and send job/resolve", view["job_id"],
                       extra={"job": view["job_id"], "state": "in_doubt", "message_id": MSG_JOB_IN_DOUBT})
@@ -136,6 +136,8 @@ class Daemon:
         if self._printer_status is not None and self._printer_status.card_inside:
             await self._reject_leftover_card()
         self.mqtt = MqttLink(self.config, loop, self._requests.put_nowait, self._on_mqtt_connected)
+        for view in recovered:          # events too (contract 1.1), ahead of any answer; paho queues them
+            self.job_changed(view)
         self.mqtt.start()
         self.control = ControlSocket(self, self.config.control.socket,
                                      max_payload_bytes=self.config.mqtt.max_payload_bytes)
