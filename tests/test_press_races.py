@@ -11,6 +11,7 @@ from held_press import MONDAY_9, HeldRoom, PressGate, balanced
 from test_pacing import new_job
 
 from kartud.rules.clock import rfc3339
+from kartud.rules.errors import CommandError
 
 
 def test_a_cancel_between_choosing_and_claiming_passes_the_job_over(tmp_path):
@@ -141,3 +142,38 @@ def test_a_claim_looks_again_in_its_own_transaction_and_changes_nothing_when_the
     before = (store.stock(), store.verify_audit_chain(), store.get_job(job.job_id))
     assert store.claim("j-unknown" if meanwhile == "gone" else job.job_id) is None
     assert (store.stock(), store.verify_audit_chain(), store.get_job(job.job_id)) == before
+
+
+def test_a_resolve_about_an_earlier_card_never_settles_the_next_one(store):
+    """Resolve against restart: the job's first card was lost and resolved spoiled; its second card was
+    lost too (a restart turned it in doubt again). The first decision, repeated, must not settle the second."""
+    store.receive_blanks("B", "KIA", 5, None)
+    job = new_job(1)
+    store.submit_job(job)
+    store.claim(job.job_id)
+    (first,) = store.recover_in_doubt()                      # a restart: the first card in doubt
+    assert (first["state"], first["attempts"]) == ("in_doubt", 1)
+    assert store.resolve_in_doubt(job.job_id, "spoiled", "bent", 3, attempts=1)["state"] == "queued"
+    store.claim(job.job_id)
+    (second,) = store.recover_in_doubt()                     # another restart: the second card in doubt
+    assert second["attempts"] == 2
+    before = (store.stock(), store.verify_audit_chain())
+    with pytest.raises(CommandError) as refused:
+        store.resolve_in_doubt(job.job_id, "printed", "it was fine", 3, attempts=1)
+    assert refused.value.code == "stale_request"
+    assert (store.stock(), store.verify_audit_chain(), store.get_job(job.job_id)["state"]) == (*before, "in_doubt")
+    assert store.resolve_in_doubt(job.job_id, "printed", "it was fine", 3, attempts=2)["state"] == "printed"
+
+
+def test_start_up_recovery_is_one_transaction_and_leaves_other_jobs_alone(store):
+    store.receive_blanks("B", "KIA", 5, None)
+    for serial in (1, 2, 3):
+        store.submit_job(new_job(serial))
+    store.claim("j-1")
+    store.claim("j-2")
+    store.mark_printed("j-2", None)
+    audit_before = store.verify_audit_chain()
+    assert [v["job_id"] for v in store.recover_in_doubt()] == ["j-1"]
+    assert store.verify_audit_chain() == audit_before + 1
+    assert [store.get_job(j)["state"] for j in ("j-1", "j-2", "j-3")] == ["in_doubt", "printed", "queued"]
+    assert store.recover_in_doubt() == []                    # a second start finds nothing more to do

@@ -300,14 +300,20 @@ class JobLedger:
             return J.job_view(dict(self._change_state(conn, job_id, J.IN_DOUBT, "job_in_doubt", {"why": reason},
                                                       reason=reason)))
 
-    def resolve_in_doubt(self, job_id: str, outcome: str, note: str, max_attempts: int) -> dict[str, Any]:
+    def resolve_in_doubt(self, job_id: str, outcome: str, note: str, max_attempts: int,
+                         attempts: int | None = None) -> dict[str, Any]:
         """An operator looked at the card of an in-doubt job: ``printed`` makes it final (the record
         enters the ledger, the blank is printed); ``spoiled`` voids the blank and re-queues the job.
-        The same resolution twice has one effect."""
+        The same resolution twice has one effect. With ``attempts`` (what the operator saw in the job
+        view), a decision about an earlier card of the job is refused ``stale_request``."""
         with self.transaction() as conn:
             job = self._job_row(conn, job_id)
             if job is None:
                 raise CommandError("not_found", f"there is no job {job_id}")
+            if attempts is not None and attempts != job["attempts"]:
+                raise CommandError("stale_request", f"job {job_id} is at attempt {job['attempts']}, not {attempts}: "
+                                                    "that decision was about an earlier card; look at the job again",
+                                   {"attempts": job["attempts"], "state": job["state"]})
             if job["state"] != J.IN_DOUBT:
                 if job["resolution"] == outcome:
                     return J.job_view(dict(job))
@@ -329,9 +335,12 @@ class JobLedger:
             return J.job_view(dict(row))
 
     def recover_in_doubt(self) -> list[dict[str, Any]]:
-        """At start: every job still ``printing`` lost track of its card; it becomes ``in_doubt``, never re-queued."""
-        ids = [r[0] for r in self.conn.execute("SELECT job_id FROM jobs WHERE state = 'printing' ORDER BY seq")]
-        return [self.mark_in_doubt(job_id, "interrupted") for job_id in ids]
+        """At start: every job still ``printing`` lost track of its card; it becomes ``in_doubt``, never re-queued.
+        One transaction finds and changes them, so no other change can land between the two."""
+        with self.transaction() as conn:
+            ids = [r[0] for r in conn.execute("SELECT job_id FROM jobs WHERE state = 'printing' ORDER BY seq")]
+            return [J.job_view(dict(self._change_state(conn, job_id, J.IN_DOUBT, "job_in_doubt", {"why": "interrupted"},
+                                                       reason="interrupted"))) for job_id in ids]
 
 
 def _duplicate_record(record_id: str, holder: sqlite3.Row) -> CommandError:
