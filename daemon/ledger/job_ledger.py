@@ -92,6 +92,7 @@ class JobLedger:
         if holder is not None:
             raise _duplicate_record(job.record_id, holder)
         nik_hmac = self.nik_hmac(job.nik)
+        _refuse_a_second_reprint(conn, job, nik_hmac)
         if job.reprint is None:
             same_person = conn.execute(
                 "SELECT job_id, state FROM jobs WHERE nik_hmac = ? AND card_type = ? AND state IN "
@@ -350,3 +351,19 @@ def _duplicate_record(record_id: str, holder: sqlite3.Row) -> CommandError:
         message = f"record {record_id} already has job {holder['job_id']} ({holder['state']})"
     return CommandError("duplicate_record", message + "; a record is printed at most once",
                         {"job_id": holder["job_id"], "state": holder["state"]})
+
+
+def _refuse_a_second_reprint(conn, job: J.NewJob, nik_hmac: str) -> None:
+    """A reprint is one card, not a licence: while another job for the same NIK (its keyed hash) and card
+    type is queued, printing or in doubt, a ``reprint`` job is refused ``duplicate_nik``. It needs no
+    earlier card on this station (the first may have been printed elsewhere)."""
+    if job.reprint is None:
+        return
+    on_its_way = conn.execute("SELECT job_id, state FROM jobs WHERE nik_hmac = ? AND card_type = ? AND state IN"
+                              " ('queued', 'printing', 'in_doubt') ORDER BY seq LIMIT 1",
+                              (nik_hmac, job.card_type)).fetchone()
+    if on_its_way is not None:
+        raise CommandError("duplicate_nik", f"a {job.card_type} card for this NIK is already on its way (job "
+                                            f"{on_its_way['job_id']}, {on_its_way['state']}); a reprint is one card: "
+                                            "wait until that job has ended, or cancel it",
+                           {"job_id": on_its_way["job_id"], "state": on_its_way["state"]})
