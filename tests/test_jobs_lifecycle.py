@@ -5,18 +5,23 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from job_payloads import B64, LANDSCAPE, good
+from job_payloads import B64, BOTH, LANDSCAPE, good
 
 from kartud.rules import jobs as J
 
 
+def content_hash(payload: dict) -> str:
+    """The hash of a payload's job, as the store compares resubmissions: the validated job's."""
+    return J.validate_submission(payload, BOTH).content_sha256
+
+
 def test_content_hash_ignores_transport_fields():
     payload = good()
-    base = J.content_hash(payload)
-    assert J.content_hash({**payload, "request_id": "r-9"}) == base
-    assert J.content_hash({**payload, "sig": "c2ln"}) == base
-    assert J.content_hash({**payload, "request_id": "r-1", "sig": "x"}) == base
-    assert J.content_hash(dict(reversed(list(payload.items())))) == base   # key order does not matter
+    base = content_hash(payload)
+    assert content_hash({**payload, "request_id": "r-9"}) == base
+    assert content_hash({**payload, "sig": "c2ln"}) == base
+    assert content_hash({**payload, "request_id": "r-1", "sig": "x", "ts": "2026-12-01T08:00:00+07:00"}) == base
+    assert content_hash(dict(reversed(list(payload.items())))) == base   # key order does not matter
 
 
 @pytest.mark.parametrize("change", [
@@ -26,13 +31,13 @@ def test_content_hash_ignores_transport_fields():
 ])
 def test_content_hash_covers_every_other_field(change):
     payload = good()
-    assert J.content_hash({**payload, **change}) != J.content_hash(payload)
+    assert content_hash({**payload, **change}) != content_hash(payload)
 
 
 def test_content_hash_sees_a_changed_chip_byte():
     payload = good()
     other = {**payload, "chip": {"files": {**payload["chip"]["files"], "0101": B64(b"changed")}}}
-    assert J.content_hash(other) != J.content_hash(payload)
+    assert content_hash(other) != content_hash(payload)
 
 
 # -- the state machine ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ def test_a_good_job_is_accepted(card_type):
     assert job.front_png == LANDSCAPE and job.back_png is None
     assert job.priority == 7
     assert job.not_after.isoformat() == "2026-12-01T00:00:00+07:00"
-    assert job.content_sha256 == J.content_hash(payload)
+    assert job.content_sha256 == J.content_hash(job) and job.has_hash(J.payload_hash(payload))
     if card_type == "KIA":
         assert job.chip_files is None
     else:

@@ -7,13 +7,31 @@ had no DST since 1964, so there every day is 24 hours.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..rules.hours import parse_working_hours
 
 LOOK_AHEAD_DAYS = 370   # how far to look for the next opening (a year of holidays is still found)
 UTC = ZoneInfo("UTC")
+ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")   # [0-9]: \d also takes Arabic-Indic and fullwidth digits
+
+
+def parse_day(text: Any) -> date | None:
+    """The date ``text`` writes as ``YYYY-MM-DD``, or None: none of the other forms Python's
+    ``date.fromisoformat`` also takes (``20261202``, ``2026-W49-3``), and no date that does not exist.
+
+    >>> parse_day("2026-12-02"), parse_day("20261202"), parse_day("2026-W49-3"), parse_day("2026-02-30")
+    (datetime.date(2026, 12, 2), None, None, None)
+    """
+    if not isinstance(text, str) or not ISO_DAY.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def local_day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:

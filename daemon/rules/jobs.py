@@ -9,13 +9,14 @@ import json
 import re
 import struct
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from kartud.hw.printer.knowledge import FACE_SIZES
 
 from ..rules.card_types import CARD_TYPES, KIA, has_chip
 from ..rules.errors import CommandError, invalid_payload
+from ..rules.request_ids import TRANSPORT_FIELDS, Memo, request_id_problem
 
 QUEUED, PRINTING, PRINTED, FAILED, CANCELLED, EXPIRED, IN_DOUBT = (
     "queued", "printing", "printed", "failed", "cancelled", "expired", "in_doubt")
@@ -54,7 +55,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_CHIP_BYTES = 64 * 1024  # more than any KTP-el chip holds (its EEPROM is 8-80 KB, most of it photo)
 REPRINT_REASONS = ("lost", "damaged", "data_change")
 KNOWN_FIELDS = {"job_id", "record_id", "card_type", "nik", "front_png", "back_png", "chip", "priority",
-                "not_after", "reprint", "sig", "request_id"}
+                "not_after", "reprint", *TRANSPORT_FIELDS}
+# RFC 3339's date-time (``T`` or ``t``, or a space as its section 5.6 allows), offset required below;
+# [0-9], not \d, which also matches Arabic-Indic and fullwidth digits.
+RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+                     r"([Zz]|[+-][0-9]{2}:[0-9]{2})?")
 
 
 @dataclass
@@ -71,8 +76,20 @@ class NewJob:
     priority: int
     not_after: datetime | None
     reprint: dict[str, str] | None
-    content_sha256: str
+    content_sha256: str = ""            # :func:`content_hash` of this job; filled in when left empty
     extra: dict[str, Any] = field(default_factory=dict)
+    payload: dict[str, Any] | None = field(default=None, repr=False, compare=False)   # as sent, see has_hash
+    memo: Memo | None = None            # the request it came in, when that is to be remembered
+
+    def __post_init__(self):
+        if not self.content_sha256:
+            self.content_sha256 = content_hash(self)
+
+    def has_hash(self, stored: str) -> bool:
+        """Whether ``stored``, a stored job's ``content_sha256``, is this job's: its :func:`content_hash`, or
+        the :func:`payload_hash` that jobs stored before jobs were compared with defaults applied hold
+        (worked out only then: it costs a pass over the whole payload)."""
+        return stored == self.content_sha256 or (self.payload is not None and stored == payload_hash(self.payload))
 
     @property
     def nik_masked(self) -> str:
@@ -98,11 +115,30 @@ def nik_problem(nik: str) -> str | None:
     return None
 
 
-def content_hash(payload: dict[str, Any]) -> str:
-    """SHA-256 of the job's canonical JSON without transport fields: same job, same hash."""
-    body = {k: v for k, v in payload.items() if k not in ("request_id", "sig")}
+def content_hash(job: "NewJob") -> str:
+    """SHA-256 of a validated job as the box holds it: defaults applied, ``not_after`` as a UTC instant,
+    chip file ids in capitals, images and chip files by their bytes. Two payloads that ask for the same
+    card (``"priority": 0`` written out or left to its default, ``back_png`` null or absent, ``not_after``
+    in another offset, ``request_id``, ``sig`` and ``ts`` aside) have one hash: a resubmission.
+    """
+    def digest(data: bytes | None) -> str | None:
+        return None if data is None else hashlib.sha256(data).hexdigest()
+
+    body = {"job_id": job.job_id, "record_id": job.record_id, "card_type": job.card_type, "nik": job.nik,
+            "front_png": digest(job.front_png), "back_png": digest(job.back_png),
+            "chip_files": None if job.chip_files is None else {k: digest(v) for k, v in job.chip_files.items()},
+            "priority": job.priority, "reprint": job.reprint,
+            "not_after": job.not_after.astimezone(timezone.utc).isoformat() if job.not_after else None}
+    canonical = json.dumps(["job", 2, body], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def payload_hash(payload: dict[str, Any]) -> str:
+    """The hash the store kept before :func:`content_hash`: SHA-256 of the payload as sent, transport
+    fields aside. Jobs stored then are still recognised by it when they are sent again."""
+    body = {k: v for k, v in payload.items() if k not in TRANSPORT_FIELDS}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _png_size(data: bytes) -> tuple[int, int] | None:
@@ -227,20 +263,17 @@ def validate_submission(payload: Any, card_types: list[str], decode_problem: Dec
     priority = payload.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 9:
         problems.add("priority", "must be an integer 0-9")
-    not_after = None
-    if payload.get("not_after") is not None:
-        try:
-            not_after = datetime.fromisoformat(payload["not_after"])
-            if not_after.tzinfo is None:
-                problems.add("not_after", "must include a UTC offset, such as +07:00")
-        except (TypeError, ValueError):
-            problems.add("not_after", "must be an RFC 3339 time such as 2026-12-01T00:00:00+07:00")
+    not_after = _check_not_after(payload.get("not_after"), problems)
     reprint = payload.get("reprint")
     if reprint is not None:
         if not isinstance(reprint, dict) or reprint.get("reason") not in REPRINT_REASONS:
             problems.add("reprint.reason", f"must be one of {', '.join(REPRINT_REASONS)}")
         elif not isinstance(reprint.get("of_record_id"), str) or not ID_PATTERN.fullmatch(reprint["of_record_id"]):
             problems.add("reprint.of_record_id", "must be the record id of the card being replaced")
+        for name in sorted(set(reprint) - {"reason", "of_record_id"}) if isinstance(reprint, dict) else ():
+            problems.add(f"reprint.{name[:64]}", "is not a field of reprint (of_record_id, reason)")
+    if payload.get("request_id") is not None and (problem := request_id_problem(payload["request_id"])) is not None:
+        problems.add("request_id", problem)
     for name in payload:
         if name not in KNOWN_FIELDS:
             problems.add(str(name)[:64], "is not a field of a job")
@@ -251,7 +284,39 @@ def validate_submission(payload: Any, card_types: list[str], decode_problem: Dec
                            f"this station prints {', '.join(card_types)} only, not {card_type}",
                            {"card_types": card_types})
     return NewJob(job_id, record_id, card_type, nik, front, back, chip_files, priority, not_after, reprint,
-                  content_hash(payload))
+                  payload=payload)
+
+
+def _check_not_after(value: Any, problems: _Problems) -> datetime | None:
+    """An RFC 3339 time with an offset whose UTC instant exists: ``9999-12-31T23:59:59-12:00`` is past
+    the last instant Python (and so the store and the timers) can hold."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not RFC3339.fullmatch(value):
+        problems.add("not_after", "must be an RFC 3339 time such as 2026-12-01T00:00:00+07:00")
+        return None
+    try:
+        when = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1] in "Zz" else value)
+    except ValueError:
+        problems.add("not_after", "must be an RFC 3339 time such as 2026-12-01T00:00:00+07:00 (no such date)")
+        return None
+    if when.tzinfo is None:
+        problems.add("not_after", "must include a UTC offset, such as +07:00")
+        return None
+    try:
+        when.astimezone(timezone.utc)
+    except OverflowError:
+        problems.add("not_after", "is out of range: in UTC it must fall between 0001-01-01 and 9999-12-31")
+        return None
+    return when
+
+
+def submit_answer(view: dict[str, Any], resubmitted: bool, queue_position: int | None) -> dict[str, Any]:
+    """The ``data`` of an accepted ``job/submit``: the job's id, state and place in the queue."""
+    data = {"job_id": view["job_id"], "state": view["state"], "queue_position": queue_position}
+    if resubmitted:
+        data["resubmitted"] = True
+    return data
 
 
 VIEW_FIELDS = ("job_id", "record_id", "card_type", "nik_masked", "state", "step", "reason", "attempts",
