@@ -48,9 +48,9 @@ def test_every_command_answers_with_the_contracts_shapes(room, office):
     assert ok(office.request("blanks/adjust", {"card_type": "KTP_EL", "delta": 2, "reason": "stocktake found 2",
                                                "request_id": "adj-1"}))["in_stock"] == 5
     details = error(office.request("blanks/adjust", {"card_type": "KTP_EL", "delta": -1}), "invalid_payload")
-    assert [p["field"] for p in details["details"]["problems"]] == ["reason"]
-    details = error(office.request("blanks/adjust", {"card_type": "KTP_EL", "delta": -9, "reason": "lost"}),
-                    "invalid_payload")
+    assert [p["field"] for p in details["details"]["problems"]] == ["reason", "request_id"]
+    details = error(office.request("blanks/adjust", {"card_type": "KTP_EL", "delta": -9, "reason": "lost",
+                                                     "request_id": "adj-2"}), "invalid_payload")
     assert "below zero" in details["details"]["problems"][0]["problem"]
 
     # queue/pause before submitting, so the job waits where we can see it

@@ -72,6 +72,8 @@ def station(tmp_path, served):
 ])
 def test_each_command_sends_the_contracts_request(station, argv, command, payload):
     station.run(*argv, "--json")
+    if command == "blanks/adjust":             # an id of its own each time: a repeat is then counted once
+        assert station.daemon.calls[0][1].pop("request_id").startswith("kartuctl-")
     assert station.daemon.calls == [(command, payload)]
 
 
@@ -122,6 +124,7 @@ def test_confirmations_say_what_changed(station):
     ["frobnicate"], ["resolve", "j-1", "printed"], ["resolve", "j-1", "maybe", "--note", "x"],
     ["blanks", "receive", "B-1", "PASSPORT", "5"], ["jobs", "--limit", "0"], ["report"],
     ["report", "2026-11-27", "--month", "2026-11"], ["report", "27/11/2026"], ["report", "--month", "2026-13"],
+    ["report", "20261127"], ["report", "2026-W48-5"], ["report", "--month", "202611"],
     ["report", "today", "--csv", "--json"], ["--lang", "fr", "status"],
 ])
 def test_usage_errors_exit_2_without_asking_the_daemon(station, argv, capsys):

@@ -6,9 +6,11 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
+from ..rules.calendar import parse_day as iso_day
 from ..rules.card_types import CARD_TYPES
 from ..rules.config import ConfigError, load
 from ..ctl.client import ControlClient, Unreachable
@@ -146,7 +148,9 @@ def request_of(args) -> tuple[str, dict[str, Any]]:
         return "blanks/receive", {"batch_id": args.batch_id, "card_type": args.card_type, "count": args.count,
                                   **({"note": args.note} if args.note else {})}
     if name == "blanks adjust":
-        return "blanks/adjust", {"card_type": args.card_type, "delta": args.delta, "reason": args.reason}
+        # An id of its own, so that the daemon counts this correction once whatever happens on the way.
+        return "blanks/adjust", {"card_type": args.card_type, "delta": args.delta, "reason": args.reason,
+                                 "request_id": f"kartuctl-{uuid.uuid4().hex}"}
     if name == "cleaned":
         return "maintenance/cleaned", {"note": args.note} if args.note else {}
     raise ValueError(name)
@@ -230,18 +234,15 @@ def run_command(args, config, texts: Texts, session: Session, out, err) -> int:
 def parse_day(value: str, today: date, texts: Texts) -> date:
     if value.lower() in TODAY_WORDS:
         return today - timedelta(days=TODAY_WORDS[value.lower()])
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UsageError(texts("bad_date", value=value)) from None
+    day = iso_day(value)            # YYYY-MM-DD only, as report/daily takes it
+    if day is None:
+        raise UsageError(texts("bad_date", value=value))
+    return day
 
 
 def parse_month(value: str, texts: Texts) -> tuple[int, int]:
-    try:
-        first = date.fromisoformat(value + "-01")
-    except ValueError:
-        raise UsageError(texts("bad_month", value=value)) from None
-    if len(value) != 7:
+    first = iso_day(value + "-01") if len(value) == 7 else None
+    if first is None:
         raise UsageError(texts("bad_month", value=value))
     return first.year, first.month
 

@@ -40,10 +40,13 @@ class BlankLedger:
                                                             "count": count})
             return self._in_stock(conn, card_type)
 
-    def adjust_blanks(self, card_type: str, delta: int, reason: str, adjustment_id: str | None = None) -> int:
+    def adjust_blanks(self, card_type: str, delta: int, reason: str, adjustment_id: str | None = None,
+                      id_field: str = "adjustment_id") -> int:
         """A stocktake correction (found or lost blanks), with its reason. Returns in_stock.
 
-        With an ``adjustment_id`` the same adjustment twice counts once. Stock never goes below zero:
+        With an ``adjustment_id`` the same adjustment twice counts once, for ever; the id used again for
+        another adjustment is refused naming ``id_field``, the field the client sent it in (an office
+        that sends only ``request_id`` has it kept as the adjustment's id). Stock never goes below zero:
         a larger negative ``delta`` is refused and changes nothing. Blanks taken away come off the
         oldest batches first, as blanks are used.
         """
@@ -53,8 +56,8 @@ class BlankLedger:
                                     (adjustment_id,)).fetchone()
                 if done is not None:
                     if (done["card_type"], done["delta"], done["reason"]) != (card_type, delta, reason):
-                        raise invalid_payload([{"field": "adjustment_id", "problem": "was already used for a "
-                                                "different adjustment; use a new adjustment_id"}])
+                        raise invalid_payload([{"field": id_field, "problem": "was already used for a different "
+                                                f"adjustment; use a new {id_field}"}])
                     return self._in_stock(conn, card_type)
             in_stock = self._in_stock(conn, card_type)
             if in_stock + delta < 0:

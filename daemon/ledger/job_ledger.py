@@ -11,6 +11,7 @@ from typing import Any
 from ..rules import jobs as J
 from ..rules.clock import rfc3339
 from ..ledger.blank_ledger import OutOfBlanks
+from ..ledger.request_memory import Repeat, RequestIdReused, error_body
 from ..rules.errors import CommandError
 
 
@@ -36,25 +37,38 @@ class JobLedger:
     def submit_jobs(self, jobs: list[J.NewJob]) -> list[tuple[dict[str, Any], bool, int | None] | CommandError]:
         """Queue several jobs in ONE transaction (group commit: one fsync for all), each in its own
         savepoint so that one refusal leaves the others alone. Returns, per job, ``(view, resubmitted,
-        queue_position)`` or the :class:`CommandError` refusing it.
+        queue_position)``, the :class:`CommandError` refusing it, or the :class:`Repeat` of a request
+        done before (a job whose ``memo`` names a request already answered).
 
         The same ``job_id`` with the same content answers the existing job (a QoS 1 redelivery or a
         producer's retry); different content is ``job_id_conflict``; a record already held by another
         job is ``duplicate_record``; a NIK that already has a card of the type, without ``reprint``,
-        is ``duplicate_nik``.
+        is ``duplicate_nik``. Each job's request is remembered with its answer in this transaction.
         """
         results: list = []
         with self.transaction() as conn:
+            for keep_days in {job.memo.keep_days for job in jobs if job.memo}:
+                self._prune(conn, keep_days)
             for job in jobs:
                 conn.execute("SAVEPOINT submit")
+                done = None
                 try:
-                    results.append(self._submit_one(conn, job))
-                    conn.execute("RELEASE submit")
+                    done = self._recall(conn, job.memo) if job.memo else None
+                    results.append(done or self._submit_one(conn, job))
                 except CommandError as refusal:
                     conn.execute("ROLLBACK TO submit")
-                    conn.execute("RELEASE submit")
                     results.append(refusal)
-            return self._with_positions(conn, results)
+                if job.memo and done is None and not isinstance(results[-1], RequestIdReused):
+                    self._remember(conn, job.memo, None)     # answered below, once queue positions are known
+                conn.execute("RELEASE submit")
+            results = self._with_positions(conn, results)
+            for job, result in zip(jobs, results):
+                if job.memo and not isinstance(result, (Repeat, RequestIdReused)):
+                    self._fill(conn, job.memo.request_id, error_body(result) if isinstance(result, CommandError)
+                               else {"status": "ok", "data": J.submit_answer(*result)})
+            # A repeat within this very batch reads the answer just written.
+            return [self._recall(conn, job.memo) if isinstance(r, Repeat) and r.body is None else r
+                    for job, r in zip(jobs, results)]
 
     def _with_positions(self, conn, results: list) -> list:
         """Add each new job's queue position, from one count per priority rather than one scan per job.
@@ -66,7 +80,7 @@ class JobLedger:
         out: list = [None] * len(results)
         for i in range(len(results) - 1, -1, -1):
             result = results[i]
-            if isinstance(result, CommandError):
+            if isinstance(result, (CommandError, Repeat)):
                 out[i] = result
                 continue
             view, resubmitted = result
@@ -82,10 +96,13 @@ class JobLedger:
     def _submit_one(self, conn, job: J.NewJob) -> tuple[dict[str, Any], bool]:
         existing = self._job_row(conn, job.job_id)
         if existing is not None:
-            if existing["content_sha256"] != job.content_sha256:
+            if not job.has_hash(existing["content_sha256"]):
                 raise CommandError("job_id_conflict", f"job {job.job_id} was already submitted with different "
                                                       "content; use a new job_id for a different job")
             return J.job_view(dict(existing)), True
+        if job.not_after is not None and job.not_after <= self.clock.now():
+            raise CommandError("expired", f"not_after {job.not_after.isoformat()} has already passed; the job would "
+                                          "never start. Send it again with a later not_after, or none")
         holder = conn.execute(
             "SELECT job_id, state, printed_at, updated_at FROM jobs WHERE record_id = ? AND state IN "
             "('queued', 'printing', 'printed', 'in_doubt')", (job.record_id,)).fetchone()

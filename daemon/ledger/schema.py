@@ -182,8 +182,9 @@ MIGRATIONS: list[str] = [
     CREATE TABLE requests_done (
         request_id  TEXT PRIMARY KEY,
         command     TEXT NOT NULL,
-        answer      TEXT NOT NULL,           -- the response body first given, as JSON
-        at          TEXT NOT NULL
+        fingerprint TEXT NOT NULL,           -- of what it asked: the same id asking something else is refused
+        answer      TEXT,                    -- the response body first given, as JSON; NULL until written
+        at          TEXT NOT NULL            -- UTC; pruned past security.replay_window_days
     );
     CREATE INDEX requests_done_at ON requests_done (at);
     CREATE TABLE requests_handling (

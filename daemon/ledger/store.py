@@ -16,13 +16,14 @@ from ..rules.clock import Clock, rfc3339
 from ..rules.errors import StorageError
 from ..ledger.blank_ledger import BlankLedger, OutOfBlanks
 from ..ledger.job_ledger import JobLedger
+from ..ledger.request_memory import RequestMemory
 from ..ledger.schema import migrate
 
 GENESIS_HASH = "0" * 64
 __all__ = ["Store", "OutOfBlanks", "GENESIS_HASH", "verify_audit_chain"]
 
 
-class Store(JobLedger, BlankLedger):
+class Store(JobLedger, BlankLedger, RequestMemory):
     """The one writer of the database. Every method runs on the caller's thread: the daemon calls
     them from its single store thread, tests call them directly.
 
@@ -36,6 +37,7 @@ class Store(JobLedger, BlankLedger):
         self.conn: sqlite3.Connection | None = None
         self._nik_key: bytes | None = None
         self._lock_handle = None
+        self._nesting = 0           # transactions open: an inner one is a savepoint of the outer
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -113,15 +115,23 @@ class Store(JobLedger, BlankLedger):
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back on any exception."""
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back on any exception. Opened inside another one
+        (a change and the memory of the request that asked for it), it is a savepoint of the outer one:
+        its exception rolls back its own changes, and only the outer one commits."""
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
+        inner = self._nesting > 0
+        conn.execute("SAVEPOINT inner" if inner else "BEGIN IMMEDIATE")
+        self._nesting += 1
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK TO inner" if inner else "ROLLBACK")
+            if inner:
+                conn.execute("RELEASE inner")
             raise
-        conn.execute("COMMIT")
+        finally:
+            self._nesting -= 1
+        conn.execute("RELEASE inner" if inner else "COMMIT")
 
     def _audit(self, conn: sqlite3.Connection, kind: str, job_id: str | None, detail: dict[str, Any]) -> None:
         """Append one audit row chained to the previous one. ``detail`` must hold no personal data."""
