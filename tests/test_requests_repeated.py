@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 
 import pytest
@@ -9,6 +11,8 @@ from command_desk import Desk
 from sample_jobs import new_job, payload
 
 from kartud.ledger.store import Store
+from kartud.service.intake import Intake
+from kartud.service.mqtt_link import IncomingRequest
 
 DAY = 86400.0
 
@@ -175,3 +179,18 @@ def test_a_request_refused_before_it_reached_the_ledger_can_be_corrected_under_t
     assert refused["error"]["code"] == "invalid_payload"
     fixed = desk.ask("blanks/receive", {"batch_id": "B1", "card_type": "KTP_EL", "count": 3, "request_id": "r-1"})
     assert fixed["status"] == "ok" and fixed["data"]["in_stock"] == 13
+
+
+def test_repeats_within_one_group_commit_get_the_first_answer(desk):
+    def request(body: dict, mid: int) -> IncomingRequest:
+        return IncomingRequest(command="job/submit", payload=json.dumps(body).encode(), retain=False,
+                               response_topic=None, correlation_data=None, mid=mid, qos=1)
+
+    sent, other = {**payload(1), "request_id": "r-1"}, {**payload(2), "request_id": "r-1"}
+    answers = asyncio.run(Intake(desk).answer_batch([request(sent, 1), request(sent, 2), request(other, 3)]))
+    assert answers[0]["data"] == {"job_id": "j-0001", "state": "queued", "queue_position": 1}
+    assert answers[1] == answers[0]
+    assert answers[2]["error"]["code"] == "invalid_payload"
+    assert [p["field"] for p in answers[2]["error"]["details"]["problems"]] == ["request_id"]
+    assert [r[0] for r in desk.store.conn.execute("SELECT job_id FROM jobs")] == ["j-0001"]
+    assert asyncio.run(Intake(desk).answer_batch([request(sent, 4)])) == answers[:1]

@@ -78,7 +78,7 @@ class NewJob:
     reprint: dict[str, str] | None
     content_sha256: str = ""            # :func:`content_hash` of this job; filled in when left empty
     extra: dict[str, Any] = field(default_factory=dict)
-    payload: dict[str, Any] | None = field(default=None, repr=False, compare=False)   # as sent, see has_hash
+    payload_sha256: str | None = None   # :func:`payload_hash` of the payload as sent, see has_hash
     memo: Memo | None = None            # the request it came in, when that is to be remembered
 
     def __post_init__(self):
@@ -87,9 +87,8 @@ class NewJob:
 
     def has_hash(self, stored: str) -> bool:
         """Whether ``stored``, a stored job's ``content_sha256``, is this job's: its :func:`content_hash`, or
-        the :func:`payload_hash` that jobs stored before jobs were compared with defaults applied hold
-        (worked out only then: it costs a pass over the whole payload)."""
-        return stored == self.content_sha256 or (self.payload is not None and stored == payload_hash(self.payload))
+        the :func:`payload_hash` that jobs stored before jobs were compared with defaults applied hold."""
+        return stored in (self.content_sha256, self.payload_sha256)
 
     @property
     def nik_masked(self) -> str:
@@ -284,7 +283,7 @@ def validate_submission(payload: Any, card_types: list[str], decode_problem: Dec
                            f"this station prints {', '.join(card_types)} only, not {card_type}",
                            {"card_types": card_types})
     return NewJob(job_id, record_id, card_type, nik, front, back, chip_files, priority, not_after, reprint,
-                  payload=payload)
+                  payload_sha256=payload_hash(payload))
 
 
 def _check_not_after(value: Any, problems: _Problems) -> datetime | None:
