@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import unicodedata
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, runtime_checkable
@@ -59,9 +60,12 @@ def parse_request(payload: bytes, max_bytes: int) -> dict[str, Any]:
                            {"limit": max_bytes, "size": len(payload)})
     try:
         request = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError: not UTF-8, not JSON, or an integer longer than Python converts (CVE-2020-10735).
         where = f" at position {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise invalid_payload([{"field": "", "problem": f"is not UTF-8 JSON{where}"}]) from None
+        problem = f"holds a number of more digits than the box reads ({sys.get_int_max_str_digits()} at most)" \
+            if type(exc) is ValueError else f"is not UTF-8 JSON{where}"
+        raise invalid_payload([{"field": "", "problem": problem}]) from None
     if not isinstance(request, dict):
         raise invalid_payload([{"field": "", "problem": "must be a JSON object"}])
     return request
