@@ -88,7 +88,7 @@ def _text(payload, name: str, problems: list, required: str | None = None, limit
         what = f"is required: {required}, at most {limit} characters" if required else \
             f"must be a string of at most {limit} characters"
         problems.append({"field": name, "problem": what})
-    elif any(unicodedata.category(c) in ("Cs", "Cc") and c not in "\t\n" for c in value):
+    elif any(unicodedata.category(c) in ("Cs", "Cc") and c not in "\t\r\n" for c in value):
         problems.append({"field": name, "problem": "must be text without control characters or unpaired surrogates"})
     else:
         return value
