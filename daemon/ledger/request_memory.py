@@ -41,6 +41,7 @@ class RequestIdReused(CommandError):
 
 
 def error_body(error: CommandError) -> Body:
+    """The response body of a refusal, as it is remembered."""
     return {"status": "error", "error": error.as_error()}
 
 
