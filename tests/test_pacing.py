@@ -8,7 +8,7 @@ import tempfile
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kartud.rules.calendar import WorkingCalendar
@@ -38,6 +38,7 @@ class Station:
         self.store.receive_blanks("B", "KIA", 100000, None)
         self.serial = 0
         self.starts: list[datetime] = []
+        self.monos: list[float] = []               # when each card started on the monotonic clock
         self.decisions: list[tuple] = []
 
     def _open(self) -> Store:
@@ -56,7 +57,7 @@ class Station:
         facts = Facts(now=now, paused=False, printer_faults=(), encoder_fault=False, queued_by_type={"KIA": 1},
                       in_doubt=0, in_stock={"KIA": 1}, started_today=ledger.started_today, daily_limit=self.daily,
                       calendar=self.calendar, pacing=self.pacing, last_start=ledger.last_start,
-                      clock_behind=ledger.clock_behind)
+                      clock_behind=ledger.clock_behind, day_ends_at=ledger.day_ends_at)
         return decide(facts)
 
     def run_until(self, end: datetime, card_s: float) -> None:
@@ -69,6 +70,7 @@ class Station:
                 self.store.submit_job(job)
                 self.store.claim(job.job_id)
                 self.starts.append(self.clock.now().astimezone(self.tz))
+                self.monos.append(self.clock.monotonic())
                 self.clock.advance(card_s)
                 self.store.mark_printed(job.job_id, None)
             else:
@@ -172,6 +174,66 @@ def test_a_wall_clock_jumping_forward_opens_no_new_day(tmp_path, manual_clock):
     assert (decision.mode, decision.reason) == ("waiting", "daily_limit_reached")
     clock.advance(14 * 3600)                                            # the real next day comes
     assert station.decide().may_start
+
+
+def test_a_forward_jump_late_in_a_long_working_day_reopens_no_limit(tmp_path, manual_clock):
+    # Issue 13: with hours that start early, a jump forward in the afternoon reopened the limit.
+    clock = manual_clock
+    clock.set_wall(datetime(2026, 11, 23, 6, 0, tzinfo=JAKARTA))
+    station = Station(str(tmp_path), clock, 200, ["mon-sun 06:00-18:00"], "even")
+    station.run_until(datetime(2026, 11, 23, 17, 0, tzinfo=JAKARTA), 15)
+    assert 170 <= len(station.starts) < 200
+    clock.set_wall(datetime(2026, 11, 24, 7, 0, tzinfo=JAKARTA))        # +14 h at 17:00: "tomorrow morning"
+    station.run_until(datetime(2026, 11, 24, 14, 0, tzinfo=JAKARTA), 15)   # the rest of the real day
+    assert len(station.starts) <= 200                                   # 237 before issue 13
+    clock.advance(60)                                                   # the real next day has come
+    assert station.decide().may_start
+
+
+def test_a_limit_held_by_the_day_before_a_jump_says_when_that_day_ends(tmp_path, manual_clock):
+    clock = manual_clock
+    clock.set_wall(datetime(2026, 11, 23, 6, 0, tzinfo=JAKARTA))
+    station = Station(str(tmp_path), clock, 10, ["mon-sun 06:00-18:00"], "none")
+    station.run_until(datetime(2026, 11, 23, 8, 0, tzinfo=JAKARTA), 15)
+    clock.set_wall(datetime(2026, 11, 24, 1, 0, tzinfo=JAKARTA))        # +17 h at 08:00
+    decision = station.decide()
+    assert (decision.mode, decision.reason) == ("waiting", "daily_limit_reached")
+    # The day of those ten cards ends at its midnight, 16 h from now: 17:00 by the clock as it now reads,
+    # inside working hours; not tomorrow's opening by the new clock.
+    assert decision.next_print_at == datetime(2026, 11, 24, 17, 0, tzinfo=JAKARTA)
+    clock.advance(16 * 3600)
+    assert station.decide().may_start
+
+
+@example(daily=1, raw_hours=[("mon", 0, 1), ("tue", 0, 1)], pacing="even", start_offset_h=0, jumps=[(1, 1)])
+@settings(max_examples=25, deadline=None)
+@given(daily=st.integers(1, 30), raw_hours=spans, pacing=st.sampled_from(["even", "none"]),
+       start_offset_h=st.integers(0, 24 * 7), jumps=st.lists(st.tuples(st.integers(1, 40), st.integers(1, 60 * 72)),
+                                                           min_size=1, max_size=3))
+def test_forward_jumps_within_a_boot_never_print_past_the_limit_in_a_real_day(daily, raw_hours, pacing,
+                                                                             start_offset_h, jumps):
+    hours = to_hours(raw_hours)
+    start = datetime(2026, 11, 23, tzinfo=JAKARTA) + timedelta(hours=start_offset_h)
+    directory = tempfile.mkdtemp()
+    try:
+        clock = ManualClock(start)
+        station = Station(directory, clock, daily, hours, pacing)
+        for run_h, jump_min in jumps:                   # run a while, then the wall clock leaps ahead
+            station.run_until(clock.now() + timedelta(hours=run_h), 30)
+            clock.set_wall(clock.now() + timedelta(minutes=jump_min))
+        station.run_until(clock.now() + timedelta(hours=30), 30)
+        # Whichever wall clock was right, no day of it in which a card was started by it got more: a
+        # "frame" is a wall clock between two jumps, wall time minus monotonic time.
+        frame_of = [round(wall.timestamp() - mono) for wall, mono in zip(station.starts, station.monos)]
+        for offset in set(frame_of):
+            per_day: dict[date, int] = {}
+            for mono in station.monos:
+                day = datetime.fromtimestamp(mono + offset, JAKARTA).date()
+                per_day[day] = per_day.get(day, 0) + 1
+            for mono in (m for m, frame in zip(station.monos, frame_of) if frame == offset):
+                assert per_day[datetime.fromtimestamp(mono + offset, JAKARTA).date()] <= daily, (offset, per_day)
+    finally:
+        shutil.rmtree(directory)
 
 
 def test_a_wall_clock_back_in_1970_stops_the_station(tmp_path, manual_clock):

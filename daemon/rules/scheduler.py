@@ -36,6 +36,7 @@ class Facts:
     pacing: str = "none"                # "even": spread the day's remaining cards over its remaining hours
     last_start: datetime | None = None  # when the last card of today was fed
     clock_behind: bool = False          # the wall clock reads earlier than the ledger's last entry
+    day_ends_at: datetime | None = None  # when the day that started_today counts ends; None: local midnight
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,9 @@ def decide(facts: Facts) -> Decision:
         return Decision("fault", "clock_not_set")
     calendar = facts.calendar
     if facts.started_today >= facts.daily_limit:
-        return Decision("waiting", "daily_limit_reached",
-                        calendar.next_day_opening(facts.now) if calendar else next_local_midnight(facts.now))
+        # After a wall-clock jump the day that holds the limit can end before local midnight.
+        turn = facts.day_ends_at or next_local_midnight(facts.now)
+        return Decision("waiting", "daily_limit_reached", calendar.next_opening(turn) if calendar else turn)
     if facts.cards_since_cleaning >= facts.cleaning_every:
         return Decision("waiting", "cleaning_due")
     if calendar is not None and not calendar.is_working(facts.now):
