@@ -231,7 +231,7 @@ class Daemon:
                       started_today=ledger.started_today, daily_limit=limits.daily,
                       in_press=self.press.current_job is not None, cards_since_cleaning=ledger.cards_since_cleaning,
                       cleaning_every=limits.cleaning_every, calendar=self.calendar, pacing=limits.pacing,
-                      last_start=ledger.last_start, clock_behind=ledger.clock_behind)
+                      last_start=ledger.last_start, clock_behind=ledger.clock_behind, day_ends_at=ledger.day_ends_at)
         return facts, ledger
 
     async def _decide(self) -> Decision:
