@@ -1,42 +1,39 @@
-"""Hostile input through the real broker: thousands of generated payloads, each refused, nothing changed.
+"""Hostile input through the real broker against the daemon process: every answer one, with a code; nothing changed unless valid.
 
-CI sends ``KARTUD_FUZZ_EXAMPLES`` payloads (default 1,500); the full run of 10,000 is
-``KARTUD_FUZZ_EXAMPLES=10000 ./scripts/test tests/test_fuzz.py``.
+Two kinds of runs. The first sends shapeless hostile payloads (PNG bombs, random bytes, any JSON)
+to the commands that change things: each is refused and nothing changes. The others send a good
+request of every command with fields swapped for any value of any domain (tests/fuzz_domains.py),
+signed or not, published as raw bytes with a Response Topic and Correlation Data: the process
+never exits, each request gets exactly one answer, a JSON object with a status and, for an error,
+a code the contract allows for it (tests/fuzz_contract.py), and the database changes only for an
+accepted request. The same requests through the handlers alone are tests/test_fuzz_handlers.py.
+
+CI sends a share of ``KARTUD_FUZZ_EXAMPLES`` requests (2,000 over all fuzz tests by default) to each
+test; the long run of 100,000 is
+``KARTUD_FUZZ_EXAMPLES=100000 ./scripts/test tests/test_fuzz.py tests/test_fuzz_handlers.py``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import struct
-import zlib
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from fuzz_broker import MAX_PAYLOAD, FuzzRoom, read_answer
+from fuzz_contract import COMMANDS, Facts
+from fuzz_domains import card_sized_garbage, png_bomb, share
+from fuzz_domains import raw
+from fuzz_requests import Request, check_answer, requests, ts_now
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from print_room import ROOT
 
-EXAMPLES = int(os.environ.get("KARTUD_FUZZ_EXAMPLES", "1500"))
+EXAMPLES = share(0.25)
 ERROR_CODES = {"invalid_payload", "payload_too_large", "duplicate_record", "duplicate_nik", "unsupported_card_type",
                "job_id_conflict", "bad_signature", "expired", "not_found", "not_cancellable", "not_in_doubt",
                "batch_conflict", "unknown_command", "retained_request"}
 TABLES = ("jobs", "printed_records", "blank_stock", "blank_batches", "blank_movements", "blank_adjustments")
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_bomb(width: int, height: int) -> bytes:
-    """A tiny file that claims a huge image: a few KB of zeros that would inflate to gigabytes."""
-    header = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-    body = _png_chunk(b"IDAT", zlib.compress(b"\0" * 200000, 9))
-    return b"\x89PNG\r\n\x1a\n" + header + body + _png_chunk(b"IEND", b"")
-
-
-def card_sized_garbage() -> bytes:
-    """Right size in the header, nonsense in the data."""
-    header = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1016, 648, 8, 2, 0, 0, 0))
-    return b"\x89PNG\r\n\x1a\n" + header + _png_chunk(b"IDAT", b"\x78\x9cnot zlib at all") + _png_chunk(b"IEND", b"")
+READ_ONLY = {name for name, spec in COMMANDS.items() if not spec.changes}
 
 
 json_values = st.recursive(
@@ -98,3 +95,72 @@ def test_hostile_payloads_are_each_refused_and_change_nothing(room):
     assert dump(room) == before                                 # and nothing changed
     assert room.office.request("status/get", {})["status"] == "ok"
     assert "Traceback" not in room.log()
+
+
+# -- every field of every command, over every domain, through the broker --------------------------
+
+def fuzz_settings(fraction: float):
+    return settings(max_examples=share(fraction), deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                           HealthCheck.data_too_large, HealthCheck.large_base_example,
+                                           HealthCheck.filter_too_much])
+
+
+def fuzz_through_the_broker(room, mode: str, commands: list[str], fraction: float) -> None:
+    """Send generated requests of ``commands`` one by one to a daemon signing ``mode``, checking each
+    answer and the database; then every request has had exactly one answer and the daemon still answers."""
+    fuzz = FuzzRoom(room, mode)
+    sent: list[bytes] = []
+    last = ["(none)"]
+
+    @fuzz_settings(fraction)
+    @given(data=st.data())
+    def one_request(data):
+        fuzz.revive(last[0])
+        command = data.draw(st.sampled_from(commands), label="command")
+        request = data.draw(requests(command, mode, fuzz.now), label="request")
+        tag = f"{len(sent)}:"                                  # no two requests share a request_id
+        payload = request.payload(f"{ROOT}/request/{command}", tag)
+        last[0] = request
+        facts = Facts(now=fuzz.now(), stock=None, max_payload=MAX_PAYLOAD, fresh=False)
+        before = fuzz.snapshot()
+        correlation = fuzz.wire.send(command, payload)
+        sent.append(correlation)
+        answer = read_answer(fuzz.wire.wait(correlation, room.process))
+        check_answer(request, request.expect(mode, facts, len(payload), tag), answer, tag)
+        event(f"{command}: {answer['status'] if answer['status'] == 'ok' else answer['error']['code']}")
+        after = fuzz.snapshot()
+        if answer["status"] == "error" or command in READ_ONLY:
+            assert after == before, "the database changed: " + ", ".join(n for n in before if before[n] != after[n])
+
+    try:
+        one_request()
+        fuzz.revive(last[0])
+        last_one = Request("status/get", [(raw("request_id"), raw("barrier")), (raw("ts"), ts_now(fuzz.now(), 0, 0))],
+                           "good" if mode != "off" else "none")
+        barrier = fuzz.wire.send("status/get", last_one.payload(f"{ROOT}/request/status/get"))
+        assert read_answer(fuzz.wire.wait(barrier, room.process))["status"] == "ok"   # still up, still answering
+        assert not fuzz.deaths, "\n".join(fuzz.deaths)
+        twice = {c: len(fuzz.wire.answers[c]) for c in sent if len(fuzz.wire.answers[c]) != 1}
+        assert not twice, f"requests answered other than once: {sorted(twice.values())}"
+        assert not fuzz.wire.stray, f"answers to no request of ours: {fuzz.wire.stray[:3]}"
+    finally:
+        fuzz.close()
+
+
+def test_job_submit_any_field_any_value_through_the_broker(room):
+    fuzz_through_the_broker(room, "optional", ["job/submit"], 0.09)
+
+
+def test_job_commands_any_field_any_value_through_the_broker(room):
+    fuzz_through_the_broker(room, "optional", ["job/get", "job/list", "job/cancel", "job/resolve"], 0.05)
+
+
+def test_blanks_queue_maintenance_status_report_any_field_any_value_through_the_broker(room):
+    fuzz_through_the_broker(room, "optional", ["blanks/receive", "blanks/adjust", "queue/pause", "queue/resume",
+                                                "maintenance/cleaned", "status/get", "report/daily"], 0.06)
+
+
+@pytest.mark.parametrize("mode", ["required", "off"])
+def test_every_command_any_field_any_value_through_the_broker(room, mode):
+    fuzz_through_the_broker(room, mode, [*COMMANDS, "job/submit", "no/such/command"], 0.025)
