@@ -55,7 +55,8 @@ def test_a_database_from_before_the_counts_is_counted_when_migrated(tmp_path, ma
     # Put the file back to schema 4, as an older kartud left it.
     store.conn.executescript("DROP TRIGGER job_counts_insert; DROP TRIGGER job_counts_update;"
                              " DROP TRIGGER job_counts_delete; DROP TABLE job_counts;"
-                             " DROP INDEX blank_movements_boot_released; PRAGMA user_version = 4;")
+                             " DROP INDEX blank_movements_boot_released; DROP TABLE requests_done;"
+                             " DROP TABLE requests_handling; DROP TABLE quarantine; PRAGMA user_version = 4;")
     store.close()
     again = Store(path, clock)
     again.open()
