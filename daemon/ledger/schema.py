@@ -192,6 +192,7 @@ MIGRATIONS: list[str] = [
         command        TEXT NOT NULL,
         size           INTEGER NOT NULL,
         deaths         INTEGER NOT NULL DEFAULT 0,
+        in_hand        INTEGER NOT NULL DEFAULT 1 CHECK (in_hand IN (0, 1)),  -- 0: died with it, not back yet
         since          TEXT NOT NULL
     );
     CREATE TABLE quarantine (

@@ -1,0 +1,140 @@
+"""Requests set aside for a person, and the marks that tell which request was in hand when the process died.
+
+A request is *taken in hand* (a row in ``requests_handling``, keyed by the sha256 of its topic and
+payload) before it is handled, and *released* once it is answered. A row still in hand at start-up
+names a message that was being handled when the process died: it counts a death. A message back
+after one death is handled alone (so that a batch it came with cannot die with it twice); after a
+second death it is *quarantined* and never handled again. A request that met a defect (an exception
+nobody expected) is quarantined at once. Quarantined payloads may hold personal data: they are
+erased with the jobs' (``store.pii_retention_days``), and only their fingerprint is ever shown.
+
+The marks need to outlive the process, not a power cut (a power cut is nothing a message did), so
+they are committed without the fsync (``synchronous=NORMAL`` in WAL mode: durable against a crash
+of the process); a quarantine is committed in full.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ..rules.clock import rfc3339
+
+if TYPE_CHECKING:
+    from ..ledger.store import Store
+
+DIED_TWICE = "died twice with the process while being handled"
+DEATHS_BEFORE_QUARANTINE = 2
+
+# What take_in_hand says of each message.
+GO = "go"                # in hand now: handle it with the others
+ALONE = "alone"          # it died with the process once: handle it by itself (take_in_hand([it]) first)
+QUARANTINE = "quarantine"  # it died twice, or is a known killer: quarantine it, answer internal_error
+
+
+@contextmanager
+def _light_transaction(store: Store) -> Iterator[sqlite3.Connection]:
+    """A transaction durable against the process dying, without the fsync (see the module's note)."""
+    conn = store.conn
+    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        with store.transaction() as tx:
+            yield tx
+    finally:
+        conn.execute("PRAGMA synchronous=FULL")
+
+
+def count_deaths(store: Store, forget_after_s: float) -> list[dict[str, Any]]:
+    """At start-up: every message still in hand died with the process that stopped; count it. Marks of
+    messages that died once and never came back within ``forget_after_s`` are forgotten. Returns the
+    messages that died just now, as ``{message_sha256, command, size, deaths}``."""
+    cutoff = rfc3339(store.clock.now() - timedelta(seconds=forget_after_s))
+    with store.transaction() as conn:
+        died = [dict(row) for row in conn.execute(
+            "SELECT message_sha256, command, size, deaths + 1 AS deaths FROM requests_handling WHERE in_hand = 1 "
+            "ORDER BY since")]
+        conn.execute("UPDATE requests_handling SET deaths = deaths + 1, in_hand = 0 WHERE in_hand = 1")
+        conn.execute("DELETE FROM requests_handling WHERE in_hand = 0 AND since < ?", (cutoff,))
+    return died
+
+
+def take_in_hand(store: Store, messages: list[tuple[str, str, int]], alone: bool = False) -> dict[str, str]:
+    """Mark ``messages`` (``(sha256, command, size)`` each) as in hand, in one transaction; returns a
+    verdict per sha256: :data:`GO`, :data:`ALONE` (not marked: handle it by itself, calling this again
+    with ``alone=True``) or :data:`QUARANTINE` (not marked). The messages after the first :data:`ALONE`
+    get no verdict and no mark yet: they must not be in hand while it is (call again after it)."""
+    verdicts: dict[str, str] = {}
+    now = store.now()
+    with _light_transaction(store) as conn:
+        for sha, command, size in messages:
+            if sha in verdicts:
+                continue
+            row = conn.execute("SELECT deaths FROM requests_handling WHERE message_sha256 = ?", (sha,)).fetchone()
+            deaths = row[0] if row else 0
+            killer = conn.execute("SELECT 1 FROM quarantine WHERE message_sha256 = ? AND why = ? LIMIT 1",
+                                  (sha, DIED_TWICE)).fetchone()
+            if killer or deaths >= DEATHS_BEFORE_QUARANTINE:
+                verdicts[sha] = QUARANTINE
+            elif deaths and not alone:
+                verdicts[sha] = ALONE
+                break
+            else:
+                conn.execute("INSERT INTO requests_handling (message_sha256, command, size, deaths, in_hand, since) "
+                             "VALUES (?, ?, ?, 0, 1, ?) ON CONFLICT (message_sha256) DO UPDATE SET in_hand = 1",
+                             (sha, command[:200], size, now))
+                verdicts[sha] = GO
+    return verdicts
+
+
+def release(store: Store, shas: list[str]) -> None:
+    """The messages were answered: forget their marks (and any death they had), in one transaction."""
+    if not shas:
+        return
+    with _light_transaction(store) as conn:
+        conn.executemany("DELETE FROM requests_handling WHERE message_sha256 = ?", [(sha,) for sha in set(shas)])
+
+
+def put_down(store: Store) -> None:
+    """A clean stop: the messages still in hand did not kill anything (they come back and are handled
+    again, which every request allows), so their marks go; a death counted earlier stays."""
+    with _light_transaction(store) as conn:
+        conn.execute("DELETE FROM requests_handling WHERE in_hand = 1 AND deaths = 0")
+        conn.execute("UPDATE requests_handling SET in_hand = 0 WHERE in_hand = 1")
+
+
+def quarantine(store: Store, sha: str, command: str, payload: bytes, why: str) -> int:
+    """Set a message aside for a person (its mark goes); returns its ``seq``. ``why`` names a defect's
+    class or :data:`DIED_TWICE`, never the content. A message already set aside as a killer keeps its entry."""
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM requests_handling WHERE message_sha256 = ?", (sha,))
+        known = conn.execute("SELECT seq FROM quarantine WHERE message_sha256 = ? AND why = ? LIMIT 1",
+                             (sha, DIED_TWICE)).fetchone() if why == DIED_TWICE else None
+        if known:
+            return known[0]                     # a known killer sent again: set aside once is enough
+        seq = conn.execute("INSERT INTO quarantine (message_sha256, command, size, why, payload, at) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           (sha, command[:200], len(payload), why[:200], payload, store.now())).lastrowid
+        store._audit(conn, "request_quarantined", None, {"seq": seq, "message_sha256": sha,
+                                                         "command": command[:200], "size": len(payload),
+                                                         "why": why[:200]})
+    return seq
+
+
+def quarantined(conn: sqlite3.Connection, limit: int = 1000) -> list[dict[str, Any]]:
+    """The quarantined messages, newest first, without their payloads: ``{seq, at, command, size,
+    message_sha256, why, payload_erased}``. Works on a read-only connection."""
+    cursor = conn.execute("SELECT seq, at, command, size, message_sha256, why, payload IS NULL AS payload_erased "
+                          "FROM quarantine ORDER BY seq DESC LIMIT ?", (limit,))
+    names = [column[0] for column in cursor.description]
+    return [{**dict(zip(names, row)), "payload_erased": bool(row[6])} for row in cursor]
+
+
+def erase_payloads(store: Store, now: datetime, retention_days: int) -> int:
+    """Erase the payloads quarantined more than ``retention_days`` ago (they may hold personal data);
+    the fingerprint, command, size and reason stay. Returns how many were erased."""
+    cutoff = rfc3339(now - timedelta(days=retention_days))
+    with store.transaction() as conn:
+        return conn.execute("UPDATE quarantine SET payload = NULL WHERE payload IS NOT NULL AND at < ?",
+                            (cutoff,)).rowcount
