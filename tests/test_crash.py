@@ -133,11 +133,15 @@ def test_random_kills_while_a_producer_keeps_submitting(room, seed):
         thread.join(10)
         room.kill()
     settle(room)
-    assert refused == []
+    # A request in hand at two kills in a row cannot be told from one that kills the box (contract 1.1): it is
+    # answered internal_error and set aside for a person, never lost. Nothing else is refused.
+    died_twice = [a for a in refused if a["error"]["code"] == "internal_error"]
+    assert [a for a in refused if a not in died_twice] == []
+    assert len(died_twice) <= room.query("SELECT COUNT(*) FROM quarantine WHERE why LIKE 'died twice%'")[0][0]
     counts = check_promises(room, acknowledged)
     assert counts["printed"] > 0 and len(acknowledged) > 0
     print(f"\nseed {seed}, {kills} kills: {len(acknowledged)} jobs acknowledged, {dict(counts)}, "
-          f"{len(room.cards())} cards left the printer")
+          f"{len(room.cards())} cards left the printer, {len(died_twice)} set aside after two kills")
 
 
 def test_a_card_left_in_the_printer_by_a_killed_daemon_goes_to_the_reject_box_at_the_next_start(serial_room):

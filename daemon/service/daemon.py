@@ -19,7 +19,7 @@ from ..service.commands import Commands
 from ..service.control_socket import ControlSocket
 from ..service.intake import Intake
 from ..service.journal_ids import (MSG_BLANKS_LOW, MSG_DAILY_LIMIT_REACHED, MSG_FAULT_CLEARED, MSG_FAULT_RAISED,
-                          MSG_INTERNAL_ERROR, MSG_JOB_IN_DOUBT, MSG_READY, MSG_STOPPED)
+                          MSG_JOB_IN_DOUBT, MSG_READY, MSG_STOPPED)
 from ..service.devices import build_devices
 from ..rules.errors import CommandError, StorageError
 from ..rules.faults import FAULT_MESSAGES
@@ -31,8 +31,8 @@ from ..rules.scheduler import Decision, Facts, decide
 from ..ledger.state_document import Live, state_document
 from ..ledger.station_facts import LedgerFacts, gather as gather_facts
 from ..ledger.store import Store
+from ..service.supervision import Supervisor, watch_health
 from ..service.systemd_glue import notify, watchdog_interval
-from ..service.watchdog import HealthWatchdog
 
 log = logging.getLogger("kartud")
 STATE_MIN_INTERVAL_S = 0.5     # the contract: state at most 2 a second
@@ -103,6 +103,9 @@ class Daemon:
         """Run a blocking device call on the device thread (one at a time, as the hardware needs)."""
         return await asyncio.get_running_loop().run_in_executor(self._device_thread, self._timed, fn, *args)
 
+    def _device_busy(self) -> float | None:
+        return self.device_busy_since
+
     def _timed(self, fn, *args):
         # Device thread: the watchdog reads when the call in progress began, to tell a stuck one.
         self.device_busy_since = monotonic()
@@ -135,6 +138,7 @@ class Daemon:
         await self._poll_devices()
         if self._printer_status is not None and self._printer_status.card_inside:
             await self._reject_leftover_card()
+        await self.intake.recover()     # before any request: the marks of messages the last run died holding
         self.mqtt = MqttLink(self.config, loop, self._requests.put_nowait, self._on_mqtt_connected)
         for view in recovered:          # events too (contract 1.1), ahead of any answer; paho queues them
             self.job_changed(view)
@@ -146,19 +150,23 @@ class Daemon:
         notify("READY=1")
         log.info("kartud %s ready: station %s, printer %s, store %s", __version__, self.config.station.id,
                  self.config.printer.transport, self.config.store.path, extra={"message_id": MSG_READY})
-        tasks = [asyncio.create_task(coro) for coro in (self.intake.serve(self._requests), self._publish_state(),
-                                                        self._poll_devices_forever(), self._watchdog())]
-        press_task = asyncio.create_task(self._press_loop())
-        for task in (*tasks, press_task):
-            task.add_done_callback(self._task_ended)
+        # Each part runs for ever (the press until a stop); one that ends otherwise takes the daemon down.
+        self.parts = Supervisor(on_failure=self._internal_error)
+        tasks = [self.parts.start("the intake", self.intake.serve(self._requests)),
+                 self.parts.start("the state publisher", self._publish_state()),
+                 self.parts.start("the device poll", self._poll_devices_forever()),
+                 self.parts.start("the watchdog", watch_health(self._store_thread, self._device_busy, self.parts),
+                                  may_end=lambda: watchdog_interval() is None)]
+        press_task = self.parts.start("the press", self._press_loop(), may_end=self._stopping.is_set)
         await self._stopping.wait()
         notify("STOPPING=1")
         log.info("stopping%s", f": finishing job {self.press.current_job}" if self.press.current_job else "")
-        await press_task
+        await asyncio.wait({press_task})            # however it ends, the supervisor reports it
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.control.close()
+        await self.intake.put_down()
         self.mqtt.stop()
         await self.db(self.store.close)
         self._store_thread.shutdown()
@@ -171,12 +179,8 @@ class Daemon:
                  extra={"message_id": MSG_STOPPED})
         return self.exit_status
 
-    def _task_ended(self, task: asyncio.Task) -> None:
-        """A part of the daemon that should run for ever has died: stop, so that systemd restarts us whole."""
-        if task.cancelled() or self._stopping.is_set() or task.exception() is None:
-            return
-        log.critical("internal error, kartud stops to be restarted: %r", task.exception(), exc_info=task.exception(),
-                     extra={"message_id": MSG_INTERNAL_ERROR})
+    def _internal_error(self) -> None:
+        """A part died (the supervisor logged which): stop cleanly with status 1, for systemd to restart us."""
         self.exit_status = 1
         self.request_stop()
 
@@ -194,6 +198,7 @@ class Daemon:
             if self.clock.monotonic() >= next_erase:
                 erased = await self.db(self.store.erase_personal_data, self.clock.now(),
                                        self.config.store.pii_retention_days)
+                await self.intake.erase_payloads(self.clock.now())      # the quarantine's too
                 if erased:
                     log.info("erased the personal data of %d finished jobs (store.pii_retention_days = %d)",
                              erased, self.config.store.pii_retention_days)
@@ -384,15 +389,3 @@ class Daemon:
             await asyncio.sleep(self.config.printer.status_poll_s)
             if self.press.current_job is None:
                 await self._poll_devices()
-
-    async def _watchdog(self) -> None:
-        interval = watchdog_interval()
-        if interval is None:
-            return
-        loop = asyncio.get_running_loop()
-        # A no-op through the store's one thread (not self.db(): a slow probe is no storage_error), and the
-        # device thread's call in progress; HealthWatchdog pings only while both and the loop answer.
-        await HealthWatchdog(
-            interval, notify=notify,
-            answers={"the store's thread": lambda: loop.run_in_executor(self._store_thread, lambda: None)},
-            busy_since={"the device thread": lambda: self.device_busy_since}).run()

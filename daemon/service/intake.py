@@ -1,4 +1,9 @@
-"""Requests in, answers out: parse, refuse what is bad, commit submissions in groups, answer in arrival order."""
+"""Requests in, answers out: parse, refuse what is bad, commit submissions in groups, answer in arrival order.
+
+Each request is handled inside a boundary (:mod:`kartud.service.boundary`): a defect it meets is
+answered ``internal_error``, acknowledged and set aside, and a message that killed the process
+while it was handled is recognised when it comes back (:mod:`kartud.ledger.quarantine`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,14 @@ import logging
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, runtime_checkable
 
-from ..service.commands import Commands, parse_request
-from ..service.crashpoints import crash_point
+from ..ledger import quarantine as Q
 from ..rules.errors import CommandError
-from ..service.mqtt_link import IncomingRequest, MqttLink
 from ..rules.signing import check_signature
+from ..rules.wire import response_topic_problem
+from ..service.boundary import error_answer, fingerprint, internal_error, log_defect, readable_request_id
+from ..service.commands import Commands, parse_request
+from ..service.crashpoints import crash_point, defect_point
+from ..service.mqtt_link import IncomingRequest, MqttLink
 
 if TYPE_CHECKING:
     from ..ledger.store import Store
@@ -19,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kartud.intake")
 MAX_GROUP = 500   # submissions committed in one transaction at most
+IGNORE = {}       # the "answer" to a message that gets none (an empty retained one): only its PUBACK
 
 
 @runtime_checkable
@@ -34,83 +43,232 @@ class IntakeHost(Protocol):
         """Run a store call on the store's one thread."""
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"status": "error", "error": {"code": code, "message": message}}
-
-
-EXPIRED = _error("expired", "the request's message expiry passed before the box could handle it; nothing was done")
-INTERNAL = _error("internal_error", "the box failed to handle this request; it is logged")
+EXPIRED = "the request's message expiry passed before the box could handle it; nothing was done"
+RETAINED = ("requests must not be retained; publish with retain off (a retained command would replay on every "
+            "reconnect), and clear this one with an empty retained message")
 
 
 class Intake:
     """Answers requests for any transport. From MQTT they come in batches: consecutive ``job/submit``
     requests are validated one by one, then committed together in one transaction (group commit:
-    one fsync for the lot), and every answer and PUBACK leaves in the order the requests came."""
+    one fsync for the lot), and every answer and PUBACK leaves in the order the requests came.
+
+    Before a batch is handled its messages are marked in hand, in one transaction, and released once
+    answered. A message that died with the process once is handled alone; twice, it is quarantined."""
 
     def __init__(self, host: IntakeHost):
         self.host = host
         self.config = host.config
+
+    async def recover(self) -> None:
+        """At start-up, before any request: count a death for each message the last process died holding."""
+        try:
+            died = await self.host.db(Q.count_deaths, self.host.store, float(self.config.mqtt.session_expiry_s))
+        except CommandError:
+            return                                          # the database is failing: its fault says so
+        for mark in died:
+            then = ("it will be quarantined if it comes back" if mark["deaths"] >= Q.DEATHS_BEFORE_QUARANTINE
+                    else "if it comes back it is handled by itself")
+            log.warning("kartud stopped while handling a %s request (%d bytes, sha256 %s; %d time(s) now); %s",
+                        mark["command"][:64], mark["size"], mark["message_sha256"], mark["deaths"], then,
+                        extra={"command": mark["command"][:64]})
+
+    async def put_down(self) -> None:
+        """At a clean stop, after :meth:`serve` was cancelled: what was in hand killed nothing."""
+        try:
+            await self.host.db(Q.put_down, self.host.store)
+        except CommandError:
+            pass
+
+    async def erase_payloads(self, now) -> None:
+        """Erase quarantined payloads past ``store.pii_retention_days`` (they may hold personal data)."""
+        days = self.config.store.pii_retention_days
+        if await self.host.db(Q.erase_payloads, self.host.store, now, days):
+            log.info("erased the payloads of quarantined requests older than %d days", days)
 
     async def serve(self, requests: "asyncio.Queue[IncomingRequest]") -> None:
         while True:
             batch = [await requests.get()]
             while len(batch) < MAX_GROUP and not requests.empty():
                 batch.append(requests.get_nowait())
-            for request, response in zip(batch, await self.answer_batch(batch)):
-                topic = request.response_topic or f"{self.config.root}/response/{request.command}"
+            await self.serve_batch(batch)
+
+    async def serve_batch(self, batch: list[IncomingRequest]) -> None:
+        """Answer and acknowledge every request of ``batch``, in order. Never raises."""
+        try:
+            await self._serve_batch(batch)
+        except Exception as exc:                           # a defect of the intake itself: never die of it
+            for request in batch:
+                if not request.answered:
+                    log_defect(exc, request.command, len(request.payload), self._sha(request), None)
+                    self._send(request, internal_error(self._request_id(request), None))
+
+    async def _serve_batch(self, batch: list[IncomingRequest]) -> None:
+        refusals = [self._triage(request) for request in batch]
+        verdicts: dict[str, str] = {}
+        segment: list[tuple[IncomingRequest, dict[str, Any] | None]] = []
+        for index, (request, refusal) in enumerate(zip(batch, refusals)):
+            if refusal is None and self._sha(request) not in verdicts:
+                # The marks of this request and the ones after it, in one transaction (up to one that died).
+                verdicts.update(await self._take_in_hand([r for r, no in zip(batch[index:], refusals[index:])
+                                                          if no is None]))
+            verdict = verdicts.get(self._sha(request), Q.GO) if refusal is None else None
+            if verdict == Q.QUARANTINE:
+                refusal = await self._died_twice(request)
+            if verdict == Q.ALONE:
+                # It died with the process once: everything before it is answered first, then it goes alone.
+                await self._run_segment(segment)
+                segment = []
+                await self._take_in_hand([request], alone=True)
+                await self._run_segment([(request, None)])
+                continue
+            segment.append((request, refusal))
+        await self._run_segment(segment)
+
+    async def _run_segment(self, segment: list[tuple[IncomingRequest, dict[str, Any] | None]]) -> None:
+        handled = [request for request, refusal in segment if refusal is None]
+        answers = iter(await self.answer_batch(handled))
+        for request, refusal in segment:
+            self._send(request, refusal if refusal is not None else next(answers))
+        if handled:
+            try:
+                await self.host.db(Q.release, self.host.store, [self._sha(r) for r in handled])
+            except CommandError:
+                pass                                        # the database is failing: its fault says so
+
+    def _triage(self, request: IncomingRequest) -> dict[str, Any] | None:
+        """The answer to a request refused before anything handles it (IGNORE: none), or None."""
+        if request.retain and not request.payload:
+            return IGNORE                                   # a retained request being cleared
+        if request.response_topic is not None:
+            problem = response_topic_problem(self.config.root, request.response_topic)
+            if problem is not None:
+                return error_answer("invalid_response_topic", problem, self._request_id(request))
+        if request.retain:
+            return error_answer("retained_request", RETAINED, self._request_id(request))
+        if request.expires_at is not None and monotonic() > request.expires_at:
+            # The sender's Message Expiry passed while the request waited here: it no longer wants it.
+            return error_answer("expired", EXPIRED, self._request_id(request))
+        return None
+
+    async def _take_in_hand(self, requests: list[IncomingRequest], alone: bool = False) -> dict[str, str]:
+        if not requests:
+            return {}
+        try:
+            return await self.host.db(Q.take_in_hand, self.host.store,
+                                      [(self._sha(r), r.command, len(r.payload)) for r in requests], alone)
+        except CommandError:                                # no marks without a database; handled all the same
+            return {self._sha(r): Q.GO for r in requests}
+
+    async def _died_twice(self, request: IncomingRequest) -> dict[str, Any]:
+        sha = self._sha(request)
+        seq = None
+        try:
+            seq = await self.host.db(Q.quarantine, self.host.store, sha, request.command, request.payload,
+                                     Q.DIED_TWICE)
+        except CommandError:
+            pass
+        log.error("a %s request (%d bytes, sha256 %s) stopped kartud twice while it was handled: it is set aside%s "
+                  "and answered internal_error, never handled again", request.command[:64], len(request.payload),
+                  sha, f" (quarantine number {seq})" if seq is not None else "",
+                  extra={"command": request.command[:64]})
+        return internal_error(self._request_id(request), seq, died=True)
+
+    def _send(self, request: IncomingRequest, response: dict[str, Any]) -> None:
+        """Publish the answer (none for IGNORE) where it belongs, then the PUBACK. Never raises."""
+        try:
+            if response is not IGNORE:
+                topic = f"{self.config.root}/response/{request.command}"
+                if request.response_topic is not None and \
+                        response_topic_problem(self.config.root, request.response_topic) is None:
+                    topic = request.response_topic
                 self.host.mqtt.publish("", response, topic=topic, correlation_data=request.correlation_data)
-                self.host.mqtt.ack(request)
+            self.host.mqtt.ack(request)
+        except Exception as exc:
+            log.error("could not answer or acknowledge a %s request: %s", request.command[:64], type(exc).__name__)
+        request.answered = True
+
+    def _sha(self, request: IncomingRequest) -> str:
+        if request.sha256 is None:
+            request.sha256 = fingerprint(request.topic or f"{self.config.root}/request/{request.command}",
+                                         request.payload)
+        return request.sha256
+
+    def _request_id(self, request: IncomingRequest) -> str | None:
+        return readable_request_id(request.payload, self.config.mqtt.max_payload_bytes)
+
+    # -- handling -------------------------------------------------------------------------------
 
     async def answer_batch(self, batch: list[IncomingRequest]) -> list[dict[str, Any]]:
+        """The responses to ``batch``, in order: consecutive submissions are committed together."""
         responses: list[dict[str, Any] | None] = [None] * len(batch)
         pending: list[tuple[int, str | None, asyncio.Future]] = []   # submissions waiting for the group commit
 
         async def commit_pending() -> None:
-            if not pending:
-                return
             prepared = []                                   # (index, request_id, job) of the valid ones
             for index, request_id, validation in pending:
                 try:
                     prepared.append((index, request_id, await validation))
                 except CommandError as error:
                     responses[index] = _with_id(request_id, {"status": "error", "error": error.as_error()})
-                except Exception:
-                    log.exception("internal error while validating a submission")
-                    responses[index] = _with_id(request_id, dict(INTERNAL))
+                except Exception as exc:
+                    responses[index] = await self._defect(exc, batch[index], request_id)
             pending.clear()
             if not prepared:
                 return
-            jobs = [job for _, _, job in prepared]
-            try:
-                results = await self.host.db(self.host.store.submit_jobs, jobs)
-            except CommandError as error:                  # the database failed: every one is refused
-                results = [error] * len(jobs)
+            results = await self._commit([job for _, _, job in prepared])
             crash_point("after_submit_commit")              # committed, not yet answered nor acknowledged
             for (index, request_id, job), result in zip(prepared, results):
+                if isinstance(result, Exception) and not isinstance(result, CommandError):
+                    responses[index] = await self._defect(result, batch[index], request_id)
+                    continue
                 responses[index] = await self._wrap(request_id, "job/submit",
-                                                    self.host.commands.finish_submit(job, result))
+                                                    self.host.commands.finish_submit(job, result), batch[index])
 
         for index, request in enumerate(batch):
-            if request.expires_at is not None and monotonic() > request.expires_at:
-                # The sender's Message Expiry passed while the request waited here: it no longer wants it.
-                responses[index] = dict(EXPIRED)
-                continue
             topic = f"{self.config.root}/request/{request.command}"
+            if request.expires_at is not None and monotonic() > request.expires_at:
+                responses[index] = error_answer("expired", EXPIRED, self._request_id(request))   # it waited here
+                continue
             if request.command == "job/submit":
                 request_id, payload, refusal = self._prepare(request.payload, request.retain, topic)
                 if refusal is not None:
                     responses[index] = refusal
                     continue
                 # Validation (decoding the images) runs on the CPU threads while the next ones are read.
-                validation = asyncio.ensure_future(self.host.commands.prepare_submit(payload))
+                validation = asyncio.ensure_future(self._validate(payload))
                 pending.append((index, request_id, validation))
                 continue
             await commit_pending()                          # keep the order: earlier submissions first
-            responses[index] = await self.answer(request.command, request.payload, request.retain, topic)
+            responses[index] = await self.answer(request.command, request.payload, request.retain, topic, request)
         await commit_pending()
         return responses
 
-    async def answer(self, command: str, raw: bytes, retained: bool = False, topic: str | None = None) -> dict[str, Any]:
+    async def _validate(self, payload: dict[str, Any]):
+        crash_point("while_handling", "job/submit")
+        defect_point("while_handling", "job/submit")
+        return await self.host.commands.prepare_submit(payload)
+
+    async def _commit(self, jobs: list) -> list:
+        """``submit_jobs`` for the group; when the group meets a defect, each job alone, so that only the
+        one that meets it is refused (the group's transaction was rolled back whole)."""
+        try:
+            return await self.host.db(self.host.store.submit_jobs, jobs)
+        except CommandError as error:                      # the database failed: every one is refused
+            return [error] * len(jobs)
+        except Exception as exc:
+            if len(jobs) == 1:
+                return [exc]
+        results = []
+        for job in jobs:
+            try:
+                results += await self.host.db(self.host.store.submit_jobs, [job])
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    async def answer(self, command: str, raw: bytes, retained: bool = False, topic: str | None = None,
+                     request: IncomingRequest | None = None) -> dict[str, Any]:
         """The full response to one raw request. Never raises.
 
         ``topic`` is the MQTT topic the request came on: requests from the network must carry the
@@ -119,33 +277,50 @@ class Intake:
         request_id, payload, refusal = self._prepare(raw, retained, topic)
         if refusal is not None:
             return refusal
-        return await self._wrap(request_id, command, self.host.commands.handle(command, payload))
+        if request is None:       # the control socket: the boundary still needs to name the message
+            request = IncomingRequest(command=command, payload=raw, retain=retained, response_topic=None,
+                                      correlation_data=None, mid=0, qos=0, topic=f"control:{command}")
+        return await self._wrap(request_id, command, self._handle(command, payload), request)
+
+    async def _handle(self, command: str, payload: dict[str, Any]) -> dict[str, Any]:
+        crash_point("while_handling", command)
+        defect_point("while_handling", command)
+        return await self.host.commands.handle(command, payload)
 
     def _prepare(self, raw: bytes, retained: bool, topic: str | None):
         """``(request_id, payload, None)`` for a request that may be handled, else ``(request_id, None, refusal)``."""
-        request_id = None
+        payload = None
         try:
             if retained:
-                raise CommandError("retained_request", "requests must not be retained; publish with retain off "
-                                                       "(a retained command would replay on every reconnect)")
+                raise CommandError("retained_request", RETAINED)
             payload = parse_request(raw, self.config.mqtt.max_payload_bytes)
-            if isinstance(payload.get("request_id"), str):
-                request_id = payload["request_id"][:128]
             if topic is not None:
                 check_signature(topic, payload, self.config.security.trusted_keys, self.config.security.signing)
-            return request_id, payload, None
+            return readable_request_id(raw, 0, payload), payload, None
         except CommandError as error:
+            request_id = readable_request_id(raw, self.config.mqtt.max_payload_bytes, payload)
             return request_id, None, _with_id(request_id, {"status": "error", "error": error.as_error()})
 
-    async def _wrap(self, request_id: str | None, command: str, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    async def _wrap(self, request_id: str | None, command: str, work: Awaitable[dict[str, Any]],
+                    request: IncomingRequest) -> dict[str, Any]:
         try:
             body = {"status": "ok", "data": await work}
         except CommandError as error:
             body = {"status": "error", "error": error.as_error()}
-        except Exception:
-            log.exception("internal error while handling %s", command[:64])
-            body = dict(INTERNAL)
+        except Exception as exc:
+            return await self._defect(exc, request, request_id)
         return _with_id(request_id, body)
+
+    async def _defect(self, exc: Exception, request: IncomingRequest, request_id: str | None) -> dict[str, Any]:
+        """The boundary: log the defect (never the content), set the message aside, answer internal_error."""
+        sha, seq = self._sha(request), None
+        try:
+            seq = await self.host.db(Q.quarantine, self.host.store, sha, request.command, request.payload,
+                                     type(exc).__name__)
+        except Exception:
+            pass                                            # the database is failing too: the log has it
+        log_defect(exc, request.command, len(request.payload), sha, seq)
+        return internal_error(request_id, seq)
 
 
 def _with_id(request_id: str | None, body: dict[str, Any]) -> dict[str, Any]:

@@ -20,5 +20,6 @@ MSG_DAILY_LIMIT_REACHED = "bbab6ad825d444f48b1e36150ded6e23"  # limits.daily car
 MSG_INTERNAL_ERROR = "62494922ebfc44bba22915462086604b"     # a bug: kartud stops so that systemd restarts it
 MSG_UNHEALTHY = "23ead0176bc34afc95a41d3311817e7d"          # the watchdog is not fed: loop, store or device stuck
 MSG_GAVE_UP = "b514fbb68a004d899300e8ef73b9f98c"            # systemd stopped restarting kartud; the lamp says so
+MSG_REQUEST_QUARANTINED = "932c4a8b5688408e847535f3163e2499"  # a request met a defect (or died twice): set aside
 
 ALL = {name: value for name, value in globals().items() if name.startswith("MSG_")}

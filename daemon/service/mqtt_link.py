@@ -34,6 +34,8 @@ class IncomingRequest:
     qos: int
     expires_at: float | None = None     # time.monotonic() after which the sender no longer wants it
     topic: str = ""                     # the topic it came on
+    sha256: str | None = None           # its fingerprint, once the intake has computed it
+    answered: bool = False              # its answer (or its PUBACK alone) has been sent
 
 
 class MqttLink:

@@ -27,7 +27,9 @@ class HealthWatchdog:
       no-op sent through its one writer thread). One that has not finished is not asked again
       until it does, so a stuck thread does not pile up probes;
     - ``busy_since``: callables giving the ``clock()`` time at which a worker started the call it
-      is in, or None when it is idle; a worker in one call for more than ``stuck_after`` is stuck.
+      is in, or None when it is idle; a worker in one call for more than ``stuck_after`` is stuck;
+    - ``alive``: callables saying whether a part that should run for ever (a task of the loop) still
+      runs; a dead one is named.
 
     With systemd's ``WatchdogSec=W`` the daemon passes ``interval = W / 2``: a stall is noticed
     by systemd at most ``W`` after the last ping.
@@ -45,6 +47,7 @@ class HealthWatchdog:
 
     def __init__(self, interval: float, *, answers: dict[str, Callable[[], Awaitable]] | None = None,
                  busy_since: dict[str, Callable[[], float | None]] | None = None,
+                 alive: dict[str, Callable[[], bool]] | None = None,
                  notify: Callable[[str], object] = systemd_notify, clock: Callable[[], float] = time.monotonic,
                  loop_lag_bound: float | None = None, answer_within: float | None = None,
                  stuck_after: float = DEFAULT_STUCK_AFTER_S):
@@ -53,6 +56,7 @@ class HealthWatchdog:
         self.interval = interval
         self.answers = dict(answers or {})
         self.busy_since = dict(busy_since or {})
+        self.alive = dict(alive or {})
         self.notify = notify
         self.clock = clock
         self.loop_lag_bound = interval / 2 if loop_lag_bound is None else loop_lag_bound
@@ -83,6 +87,7 @@ class HealthWatchdog:
             problems.append(f"the event loop ran {lag:.1f} s late")
         problems += await self._unanswered()
         problems += self._stuck()
+        problems += [f"{name} is not running" for name, running in self.alive.items() if not running()]
         if not problems:
             self.notify("WATCHDOG=1")
         self._report(problems)
