@@ -19,7 +19,7 @@ from ..rules.errors import CommandError
 
 DEFAULT_CONFIG = "/etc/kartud/kartud.toml"
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-READ_ONLY = ("status/get", "job/list", "job/get", "report/daily")
+READ_ONLY = ("status/get", "job/list", "job/get", "report/daily", "quarantine/list")
 STATES = ("queued", "printing", "printed", "failed", "cancelled", "expired", "in_doubt")
 TODAY_WORDS = {"today": 0, "hari-ini": 0, "yesterday": 1, "kemarin": 1}
 
@@ -119,6 +119,8 @@ def build_parser(texts: Texts) -> argparse.ArgumentParser:
                                                         "also write a one-page PDF to sign"))
     command("verify", "periksa rantai audit dan kecocokan stok blangko (dibaca langsung dari basis data)",
             "check the audit chain and the blank ledger (read directly from the database)")
+    command("quarantine", "permintaan yang disisihkan karena kesalahan internal, untuk diperiksa (tanpa isinya)",
+            "requests set aside after an internal error, for a person to look at (never their content)")
     return parser
 
 
@@ -153,6 +155,8 @@ def request_of(args) -> tuple[str, dict[str, Any]]:
                                  "request_id": f"kartuctl-{uuid.uuid4().hex}"}
     if name == "cleaned":
         return "maintenance/cleaned", {"note": args.note} if args.note else {}
+    if name == "quarantine":
+        return "quarantine/list", {}
     raise ValueError(name)
 
 
@@ -214,7 +218,7 @@ def print_json(data: Any, out) -> None:
 
 
 def run_command(args, config, texts: Texts, session: Session, out, err) -> int:
-    from ..ctl.screens import confirmation, job_view, jobs_table, status_screen
+    from ..ctl.screens import confirmation, job_view, jobs_table, quarantine_table, status_screen
 
     command, payload = request_of(args)
     data = session.ask(command, payload)
@@ -226,6 +230,8 @@ def run_command(args, config, texts: Texts, session: Session, out, err) -> int:
         out.write(jobs_table(texts, data["jobs"], config.tz))
     elif command == "job/get":
         out.write(job_view(texts, data, config.tz))
+    elif command == "quarantine/list":
+        out.write(quarantine_table(texts, data["quarantined"], config.tz))
     else:
         out.write(confirmation(texts, command, data, payload))
     return EXIT_OK

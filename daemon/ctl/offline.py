@@ -7,6 +7,7 @@ from typing import Any
 
 from ..rules.errors import CommandError
 from ..ledger.daily_report import daily_report
+from ..ledger.quarantine import quarantined
 from ..ledger.read_only import OfflineStore
 from ..ledger.state_document import state_document
 from ..ledger.station_facts import gather
@@ -34,6 +35,8 @@ class OfflineAnswers:
             return view
         if command == "report/daily":
             return daily_report(self.store.conn, date.fromisoformat(payload["date"]), self.tz)
+        if command == "quarantine/list":
+            return {"quarantined": quarantined(self.store.conn)}
         raise CommandError("unknown_command", f"{command} needs the daemon")
 
     def status(self) -> dict[str, Any]:

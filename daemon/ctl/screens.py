@@ -123,6 +123,17 @@ def jobs_table(texts: Texts, jobs: list[dict[str, Any]], tz: ZoneInfo) -> str:
     return "\n".join(table(rows, header, right={4}) + ["", texts("jobs_shown", n=len(jobs))]) + "\n"
 
 
+def quarantine_table(texts: Texts, entries: list[dict[str, Any]], tz: ZoneInfo) -> str:
+    """The requests set aside, newest first: number, when, command, size, fingerprint, why. Never a payload."""
+    if not entries:
+        return texts("q_none") + "\n"
+    header = [texts(k) for k in ("h_seq", "h_when", "h_command", "h_bytes", "h_sha256", "h_why")]
+    rows = [[str(q["seq"]), _when(texts, q["at"], tz), q["command"], str(q["size"]), q["message_sha256"],
+             texts("q_died_twice") if q["why"].startswith("died twice") else texts("q_defect", name=q["why"])]
+            for q in entries]
+    return "\n".join(table(rows, header, right={0, 3}) + ["", texts("q_shown", n=len(entries))]) + "\n"
+
+
 def job_view(texts: Texts, view: dict[str, Any], tz: ZoneInfo) -> str:
     rows = []
     for field in JOB_FIELDS:

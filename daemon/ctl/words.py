@@ -160,6 +160,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cleaned": ("Pembersihan printer dicatat; {cleaning} kartu lagi sampai pembersihan berikutnya.",
                 "The cleaning is recorded; {cleaning} cards until the next one."),
     "mode_now": ("Keadaan sekarang: {mode}{why}", "Mode now: {mode}{why}"),
+    # -- quarantine ----------------------------------------------------------------------------------
+    "q_none": ("Tidak ada permintaan yang disisihkan.", "Nothing has been set aside."),
+    "h_seq": ("NO", "NO"), "h_when": ("WAKTU", "WHEN"), "h_command": ("PERINTAH", "COMMAND"),
+    "h_bytes": ("BITA", "BYTES"), "h_sha256": ("SHA256", "SHA256"), "h_why": ("SEBAB", "WHY"),
+    "q_defect": ("kesalahan internal ({name})", "an internal error ({name})"),
+    "q_died_twice": ("kartud berhenti dua kali saat menanganinya", "kartud stopped twice while handling it"),
+    "q_shown": ("{n} permintaan disisihkan: sudah dijawab internal_error dan tidak akan ditangani lagi. Isinya "
+                "tidak ditampilkan (bisa memuat data pribadi). Kirim nomor, waktu dan SHA256 ini kepada pengelola "
+                "kartud bersama journalctl -u kartud di sekitar waktu itu.",
+                "{n} request(s) set aside: each was answered internal_error and will not be handled again. Their "
+                "content is not shown (it may hold personal data). Send these numbers, times and SHA256 to kartud's "
+                "maintainers with journalctl -u kartud around those times."),
     # -- verify --------------------------------------------------------------------------------------
     "chain_ok": ("Rantai audit utuh: {rows} baris diperiksa.", "The audit chain is intact: {rows} rows checked."),
     "chain_broken": ("RANTAI AUDIT RUSAK: {detail}. Catatan sejak baris itu tidak dapat dipercaya; simpan salinan "

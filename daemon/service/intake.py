@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kartud.intake")
 MAX_GROUP = 500   # submissions committed in one transaction at most
 IGNORE = {}       # the "answer" to a message that gets none (an empty retained one): only its PUBACK
+QUARANTINE_LIST = "quarantine/list"   # the control socket's own command (kartuctl quarantine); not over MQTT
 
 
 @runtime_checkable
@@ -280,11 +281,13 @@ class Intake:
         if request is None:       # the control socket: the boundary still needs to name the message
             request = IncomingRequest(command=command, payload=raw, retain=retained, response_topic=None,
                                       correlation_data=None, mid=0, qos=0, topic=f"control:{command}")
-        return await self._wrap(request_id, command, self._handle(command, payload), request)
+        return await self._wrap(request_id, command, self._handle(command, payload, local=topic is None), request)
 
-    async def _handle(self, command: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _handle(self, command: str, payload: dict[str, Any], local: bool = False) -> dict[str, Any]:
         crash_point("while_handling", command)
         defect_point("while_handling", command)
+        if local and command == QUARANTINE_LIST:
+            return {"quarantined": await self.host.db(Q.quarantined, self.host.store.conn)}
         return await self.host.commands.handle(command, payload)
 
     def _prepare(self, raw: bytes, retained: bool, topic: str | None):
