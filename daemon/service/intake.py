@@ -19,6 +19,7 @@ from ..rules.wire import response_topic_problem
 from ..service.boundary import error_answer, fingerprint, internal_error, log_defect, readable_request_id
 from ..service.commands import Commands, parse_request
 from ..service.crashpoints import crash_point, defect_point
+from ..service.journal_ids import MSG_REQUEST_QUARANTINED
 from ..service.mqtt_link import IncomingRequest, MqttLink
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ class Intake:
         log.error("a %s request (%d bytes, sha256 %s) stopped kartud twice while it was handled: it is set aside%s "
                   "and answered internal_error, never handled again", request.command[:64], len(request.payload),
                   sha, f" (quarantine number {seq})" if seq is not None else "",
-                  extra={"command": request.command[:64]})
+                  extra={"command": request.command[:64], "message_id": MSG_REQUEST_QUARANTINED})
         return internal_error(self._request_id(request), seq, died=True)
 
     def _send(self, request: IncomingRequest, response: dict[str, Any]) -> None:
