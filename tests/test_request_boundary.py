@@ -200,3 +200,15 @@ def test_an_empty_retained_request_is_only_acknowledged(daemon):
     cleared.retain = True
     serve(daemon, [cleared])
     assert daemon.mqtt.sent == [("ack", "", 5)]
+
+
+def test_a_defect_of_the_intake_itself_answers_what_is_left_and_the_intake_goes_on(daemon, monkeypatch):
+    async def broken(requests, alone=False):
+        raise AttributeError("a defect in the intake")
+
+    monkeypatch.setattr(daemon.intake, "_take_in_hand", broken)
+    serve(daemon, [request("status/get", {"request_id": "r-1"}, 1), request("status/get", b"{", 2)])
+    answers = daemon.mqtt.answers()
+    assert [a.get("request_id") for a in answers] == ["r-1", None]
+    assert {a["error"]["code"] for a in answers} == {"internal_error"}
+    assert [s[2] for s in daemon.mqtt.sent if s[0] == "ack"] == [1, 2]

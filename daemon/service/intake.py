@@ -100,10 +100,14 @@ class Intake:
         try:
             await self._serve_batch(batch)
         except Exception as exc:                           # a defect of the intake itself: never die of it
-            for request in batch:
-                if not request.answered:
-                    log_defect(exc, request.command, len(request.payload), self._sha(request), None)
-                    self._send(request, internal_error(self._request_id(request), None))
+            left = [request for request in batch if not request.answered]
+            for request in left:
+                log_defect(exc, request.command, len(request.payload), self._sha(request), None)
+                self._send(request, internal_error(self._request_id(request), None))
+            try:
+                await self.host.db(Q.release, self.host.store, [self._sha(r) for r in left])
+            except Exception:
+                pass
 
     async def _serve_batch(self, batch: list[IncomingRequest]) -> None:
         refusals = [self._triage(request) for request in batch]
