@@ -17,17 +17,35 @@ import json
 import os
 import struct
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
 
 TOTAL_EXAMPLES = int(os.environ.get("KARTUD_FUZZ_EXAMPLES", "2000"))
+# pytest's 60 s a test, stretched for a longer run (the long run of 100,000 takes about 45 minutes).
+TIMEOUT_S = round(60 * max(1.0, TOTAL_EXAMPLES / 2000))
 
 
 def share(fraction: float) -> int:
     """This test's part of ``KARTUD_FUZZ_EXAMPLES`` (the shares of all fuzz tests add up to 1)."""
     return max(1, round(TOTAL_EXAMPLES * fraction))
+
+
+@contextmanager
+def shrinking_for_at_most(seconds: float):
+    """Let hypothesis shrink a failure for ``seconds`` at most (its own limit is 5 minutes), so that a
+    failing fuzz test still reports its smallest example found within pytest's time for a test."""
+    from hypothesis.internal.conjecture import engine
+
+    before = getattr(engine, "MAX_SHRINKING_SECONDS", None)
+    engine.MAX_SHRINKING_SECONDS = seconds
+    try:
+        yield
+    finally:
+        if before is not None:
+            engine.MAX_SHRINKING_SECONDS = before
 
 
 @dataclass(frozen=True)
@@ -194,12 +212,12 @@ scalars = st.one_of(st.just(Raw(b"null", None)), st.sampled_from([Raw(b"true", T
                     integers, floats, literals, nasty_strings, unicode_strings)
 
 
-def _array(items: list[Raw]) -> Raw:
+def array_of(items: list[Raw]) -> Raw:
     value = [i.value for i in items]
     return Raw(b"[" + b",".join(i.text for i in items) + b"]", _combined(value))
 
 
-def _object(pairs: list[tuple[Raw, Raw]]) -> Raw:
+def object_of(pairs: list[tuple[Raw, Raw]]) -> Raw:
     value: dict = {}
     for key, item in pairs:
         value[key.value if isinstance(key.value, str) else repr(key.value)] = item.value
@@ -216,8 +234,8 @@ def _combined(value):
     return value
 
 
-containers = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4).map(_array)
-                          | st.lists(st.tuples(strings, inner), max_size=4).map(_object), max_leaves=8)
+containers = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4).map(array_of)
+                          | st.lists(st.tuples(strings, inner), max_size=4).map(object_of), max_leaves=8)
 deep = st.tuples(st.sampled_from([65, 500, 999, 1000, 1001, 5000, 100000]), st.sampled_from(["[]", "{}", "mix"])).map(
     lambda t: Raw(("[" * t[0] + "]" * t[0]).encode() if t[1] == "[]" else
                   ('{"a":' * t[0] + "1" + "}" * t[0]).encode() if t[1] == "{}" else

@@ -11,7 +11,7 @@ import re
 from card_faces import SMALL_FRONT
 from fuzz_contract import (ID, MISSING, Facts, Verdict, bad, either, judge_card_type, judge_id, judge_int,
                            judge_not_after, ok)
-from fuzz_domains import B64, Raw, any_value, bad_images, one_of_list, raw, strings, times
+from fuzz_domains import B64, Raw, any_value, bad_images, object_of, one_of_list, raw, strings, times
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -165,11 +165,14 @@ chip_data = st.one_of(st.binary(max_size=64).map(B64), st.sampled_from(["", "YQ"
 near_chips = st.one_of(
     st.dictionaries(hex_ids, chip_data, max_size=3).map(lambda files: raw({"files": files})),
     one_of_list([{}, {"files": {}}, {"files": []}, {"files": None}, {"files": {"0101": B64(b"x" * 70000)}},
-                 {"files": {"0101": "YQ=="}, "extra": 1}, {"FILES": {"0101": "YQ=="}}]).map(raw))
+                 {"files": {"0101": "YQ=="}, "extra": 1}, {"FILES": {"0101": "YQ=="}}]).map(raw),
+    st.tuples(st.one_of(hex_ids.map(raw), strings), any_value).map(         # any value inside, too
+        lambda item: object_of([(raw("files"), object_of([item]))])))
 near_reprints = st.one_of(
     st.fixed_dictionaries({"of_record_id": st.one_of(record_ids, strings.map(lambda r: r.value)),
                            "reason": st.sampled_from([*REPRINT_REASONS, "stolen", "LOST", "", None])}).map(raw),
-    st.sampled_from([{}, {"reason": "lost"}, {"of_record_id": "PRR-1"}, [], "lost"]).map(raw))
+    st.sampled_from([{}, {"reason": "lost"}, {"of_record_id": "PRR-1"}, [], "lost"]).map(raw),
+    st.tuples(any_value, any_value).map(lambda t: object_of([(raw("of_record_id"), t[0]), (raw("reason"), t[1])])))
 NEAR_JOB_VALUES = {
     "job_id": strings, "record_id": strings, "nik": near_niks, "front_png": bad_images, "back_png": bad_images,
     "card_type": st.sampled_from(["ktp_el", "KTP-EL", "KTP_EL ", "KIA\0", "KTPEL", "SIM", ""]).map(raw),

@@ -21,13 +21,14 @@ import json
 import pytest
 from fuzz_broker import MAX_PAYLOAD, FuzzRoom, read_answer
 from fuzz_contract import COMMANDS, Facts
-from fuzz_domains import card_sized_garbage, png_bomb, share
+from fuzz_domains import TIMEOUT_S, card_sized_garbage, png_bomb, share, shrinking_for_at_most
 from fuzz_domains import raw
 from fuzz_requests import Request, check_answer, requests, ts_now
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from print_room import ROOT
 
+pytestmark = pytest.mark.timeout(TIMEOUT_S)
 EXAMPLES = share(0.25)
 ERROR_CODES = {"invalid_payload", "payload_too_large", "duplicate_record", "duplicate_nik", "unsupported_card_type",
                "job_id_conflict", "bad_signature", "expired", "not_found", "not_cancellable", "not_in_doubt",
@@ -134,7 +135,8 @@ def fuzz_through_the_broker(room, mode: str, commands: list[str], fraction: floa
             assert after == before, "the database changed: " + ", ".join(n for n in before if before[n] != after[n])
 
     try:
-        one_request()
+        with shrinking_for_at_most(25):
+            one_request()
         fuzz.revive(last[0])
         last_one = Request("status/get", [(raw("request_id"), raw("barrier")), (raw("ts"), ts_now(fuzz.now(), 0, 0))],
                            "good" if mode != "off" else "none")

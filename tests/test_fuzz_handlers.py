@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import pytest
 from fuzz_contract import COMMANDS, Facts
-from fuzz_domains import share
+from fuzz_domains import TIMEOUT_S, share, shrinking_for_at_most
 from fuzz_jobs import SEEDED_JOBS
 from fuzz_requests import check_answer, requests
 from fuzz_station import MAX_PAYLOAD, ROOT, START, Station, wire_bytes
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+pytestmark = pytest.mark.timeout(TIMEOUT_S)
 MODES = ("off", "optional", "required")
 NOW = START.timestamp()
 READ_ONLY = {name for name, spec in COMMANDS.items() if not spec.changes}
@@ -37,7 +38,8 @@ def fuzz_settings(fraction: float):
 @pytest.fixture
 def stations(tmp_path):
     made = {mode: Station(tmp_path / mode, mode) for mode in MODES}
-    yield made
+    with shrinking_for_at_most(25):
+        yield made
     for station in made.values():
         station.close()
 
