@@ -178,7 +178,8 @@ class Intake:
                   "and answered internal_error, never handled again", request.command[:64], len(request.payload),
                   sha, f" (quarantine number {seq})" if seq is not None else "",
                   extra={"command": request.command[:64], "message_id": MSG_REQUEST_QUARANTINED})
-        return internal_error(self._request_id(request), seq, died=True)
+        # Its request_id by pattern only: parsing this very message may be what killed the process.
+        return internal_error(readable_request_id(request.payload, 0), seq, died=True)
 
     def _send(self, request: IncomingRequest, response: dict[str, Any]) -> None:
         """Publish the answer (none for IGNORE) where it belongs, then the PUBACK. Never raises."""
