@@ -119,3 +119,19 @@ def test_a_watchdog_with_a_dead_part_does_not_ping():
 
     watchdog = run_virtual(scenario())
     assert pings == ["WATCHDOG=1"] and watchdog.problems == ["the press is not running"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_the_mqtt_links_thread_dying_stops_the_daemon_too(daemon, broker, caplog, monkeypatch):
+    # paho ends its network thread when one of its callbacks raises: the box would hear nothing again.
+    caplog.set_level(logging.INFO, logger="kartud")
+    daemon.config.mqtt.port = broker.port
+
+    def raises(*args):
+        raise Boom("a defect in a paho callback")
+
+    monkeypatch.setattr("kartud.service.mqtt_link.MqttLink._on_connect", raises)
+    assert run(daemon, timeout=20) == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("the MQTT link ended by itself; kartud stops") for m in messages), messages
+    assert messages[-1] == "stopped after an internal error"

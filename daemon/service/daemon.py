@@ -31,7 +31,7 @@ from ..rules.scheduler import Decision, Facts, decide
 from ..ledger.state_document import Live, state_document
 from ..ledger.station_facts import LedgerFacts, gather as gather_facts
 from ..ledger.store import Store
-from ..service.supervision import Supervisor, watch_health
+from ..service.supervision import Supervisor, watch_health, watch_thread
 from ..service.systemd_glue import notify, watchdog_interval
 
 log = logging.getLogger("kartud")
@@ -155,6 +155,7 @@ class Daemon:
         tasks = [self.parts.start("the intake", self.intake.serve(self._requests)),
                  self.parts.start("the state publisher", self._publish_state()),
                  self.parts.start("the device poll", self._poll_devices_forever()),
+                 self.parts.start("the MQTT link", watch_thread(self.mqtt.network_alive)),   # paho's thread
                  self.parts.start("the watchdog", watch_health(self._store_thread, self._device_busy, self.parts),
                                   may_end=lambda: watchdog_interval() is None)]
         press_task = self.parts.start("the press", self._press_loop(), may_end=self._stopping.is_set)

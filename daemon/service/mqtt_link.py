@@ -89,6 +89,13 @@ class MqttLink:
         self.client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=False,
                                   properties=properties)
         self.client.loop_start()
+        self._network_thread = getattr(self.client, "_thread", None)
+
+    def network_alive(self) -> bool:
+        """Whether paho's network thread still runs: an exception in one of its callbacks ends it, and then
+        nothing is received or sent again (the health watchdog asks this)."""
+        thread = getattr(self, "_network_thread", None)
+        return thread is not None and thread.is_alive()
 
     def stop(self) -> None:
         """Say ``offline`` (retained), then disconnect cleanly; the Will is not sent on a clean disconnect."""

@@ -65,6 +65,12 @@ class Supervisor:
         self.on_failure()
 
 
+async def watch_thread(alive: Callable[[], bool], every: float = 1.0) -> None:
+    """Return when ``alive()`` turns false: a thread outside the loop (paho's) as a part of it."""
+    while alive():
+        await asyncio.sleep(every)
+
+
 async def watch_health(store_thread: Executor, device_busy_since: Callable[[], float | None],
                        parts: Supervisor) -> None:
     """Feed systemd's watchdog while the loop, the store's thread, the device thread and every part are
