@@ -37,7 +37,8 @@ GOOD: dict[str, dict[str, st.SearchStrategy]] = {
                       "reason": notes, "adjustment_id": batch_ids.map(lambda b: "adj" + b[1:])},
     "maintenance/cleaned": {"note": texts},
     "status/get": {},
-    "report/daily": {"date": st.dates(date(1, 1, 1), date(9999, 12, 31)).map(date.isoformat)
+    "report/daily": {"date": st.sampled_from(["0001-01-01", "9999-12-31", "2026-11-27", "2024-02-29", "1970-01-01"])
+                     | st.dates(date(1, 1, 1), date(9999, 12, 31)).map(date.isoformat)
                      | st.dates(date(2026, 1, 1), date(2027, 12, 31)).map(date.isoformat)},
 }
 REQUIRED = {"job/get": ["job_id"], "job/cancel": ["job_id"], "job/resolve": ["job_id", "outcome", "note"],
