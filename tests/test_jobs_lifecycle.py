@@ -78,17 +78,24 @@ def test_check_transition_refuses_unknown_states(old, new):
 
 CONTRACT_VIEW = ["job_id", "record_id", "card_type", "nik_masked", "state", "step", "reason", "attempts", "priority",
                  "created_at", "updated_at", "printed_at", "card_uid", "batch_id"]
+EXTENSIONS = ["in_doubt_since", "in_doubt_step"]      # what an operator decides an in-doubt job on
 
 
-def test_job_view_has_exactly_the_contract_fields():
+def test_job_view_has_exactly_the_contract_fields_and_the_extensions():
     row = {name: f"v-{name}" for name in CONTRACT_VIEW}
     row.update(nik="3574014107900001", front_png=b"png", back_png=b"png", chip_files="{}", content_sha256="x",
                seq=4, not_after=None, reprint=None, pii_erased_at=None)
     view = J.job_view(row)
-    assert list(view) == CONTRACT_VIEW
-    assert view == {name: f"v-{name}" for name in CONTRACT_VIEW}
-    assert tuple(CONTRACT_VIEW) == J.VIEW_FIELDS
+    assert list(view) == CONTRACT_VIEW + EXTENSIONS
+    assert view == {**{name: f"v-{name}" for name in CONTRACT_VIEW}, "in_doubt_since": None, "in_doubt_step": None}
+    assert tuple(CONTRACT_VIEW) == J.VIEW_FIELDS and tuple(EXTENSIONS) == J.VIEW_EXTENSIONS
+
+
+def test_an_in_doubt_job_shows_since_when_and_where_its_card_was():
+    view = J.job_view({"job_id": "j-1", "state": "in_doubt", "step": "ejecting", "updated_at": "t-1"})
+    assert (view["step"], view["in_doubt_step"], view["in_doubt_since"]) == (None, "ejecting", "t-1")
 
 
 def test_job_view_fills_missing_fields_with_none():
-    assert J.job_view({"job_id": "j-1"}) == {name: ("j-1" if name == "job_id" else None) for name in CONTRACT_VIEW}
+    assert J.job_view({"job_id": "j-1"}) == {name: ("j-1" if name == "job_id" else None)
+                                             for name in CONTRACT_VIEW + EXTENSIONS}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -79,10 +81,16 @@ def _topic(command: str) -> str:
     return f"{ROOT}/request/{command}"
 
 
+def _fresh(payload: dict) -> dict:
+    """``payload`` with what a signed request carries since contract 1.1: a new request_id and the sender's ts."""
+    ts = datetime.now(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
+    return {"request_id": str(uuid.uuid4()), "ts": ts, **payload}
+
+
 def test_required_signatures_refuse_unsigned_forged_altered_and_replayed_requests(signing_room):
     room = signing_room
     office = room.office
-    job = room.job()
+    job = _fresh(room.job())
     intruder = Ed25519PrivateKey.generate()
     signed = sign_request(_topic("job/submit"), job, room.key)
     refusals = {
@@ -97,10 +105,13 @@ def test_required_signatures_refuse_unsigned_forged_altered_and_replayed_request
         assert answer["status"] == "error" and answer["error"]["code"] == "bad_signature", name
     assert room.query("SELECT COUNT(*) FROM jobs") == [(0,)]
 
-    assert office.request("job/submit", signed)["data"]["state"] == "queued"
-    replay = office.request("job/submit", signed)
-    assert replay["data"]["resubmitted"] is True          # an exact replay changes nothing
-    status = office.request("status/get", sign_request(_topic("status/get"), {}, room.key))
+    first = office.request("job/submit", signed)
+    assert first["data"]["state"] == "queued"
+    assert office.request("job/submit", signed) == first   # an exact replay: its first answer, nothing changed
+    retry = sign_request(_topic("job/submit"), _fresh({k: v for k, v in job.items() if k not in ("request_id", "ts")}),
+                         room.key)
+    assert office.request("job/submit", retry)["data"]["resubmitted"] is True   # a new request for the same job
+    status = office.request("status/get", sign_request(_topic("status/get"), _fresh({}), room.key))
     assert status["status"] == "ok"
     assert office.request("status/get", {})["error"]["code"] == "bad_signature"
     assert room.query("SELECT COUNT(*) FROM jobs") == [(1,)]
@@ -114,4 +125,6 @@ def test_optional_signatures_check_only_what_is_signed(room):
     assert room.office.request("status/get", {})["status"] == "ok"
     forged = sign_request(_topic("status/get"), {}, Ed25519PrivateKey.generate())
     assert room.office.request("status/get", forged)["error"]["code"] == "bad_signature"
-    assert room.office.request("status/get", sign_request(_topic("status/get"), {}, key))["status"] == "ok"
+    assert room.office.request("status/get", sign_request(_topic("status/get"), _fresh({}), key))["status"] == "ok"
+    unfresh = room.office.request("status/get", sign_request(_topic("status/get"), {}, key))
+    assert unfresh["error"]["code"] == "invalid_payload"     # signed, so it must carry request_id and ts

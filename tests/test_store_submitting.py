@@ -30,7 +30,7 @@ def test_submit_then_get(store, manual_clock):
     assert view["nik_masked"] == J.mask_nik(job.nik)
     assert view["created_at"] == view["updated_at"] == rfc3339(START)
     assert view["printed_at"] is None and view["card_uid"] is None and view["batch_id"] is None
-    assert set(view) == set(J.VIEW_FIELDS)
+    assert set(view) == set(J.VIEW_FIELDS + J.VIEW_EXTENSIONS)
     assert store.queue_position("j-0001") == 1
     assert store.get_job("nope") is None
     assert store.queue_position("nope") is None

@@ -174,7 +174,7 @@ class JobLedger:
         if row is None:
             raise KeyError(job_id)
         J.check_transition(row["state"], new)
-        fields.setdefault("step", None)
+        fields.setdefault("step", row["step"] if new == J.IN_DOUBT else None)   # in doubt: where the card was
         fields["state"], fields["updated_at"] = new, self.now()
         assignments = ", ".join(f"{name} = ?" for name in fields)
         conn.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*fields.values(), job_id))

@@ -4,7 +4,7 @@ A request that changes something and carries a ``request_id`` is remembered in t
 its change, so a crash can never leave the change without its memory. The same request again (a
 QoS 1 redelivery, an office's retry, a replay) gets the answer it first got and changes nothing;
 the same ``request_id`` asking something else is refused, naming ``request_id``. Entries older than
-``security.replay_window_days`` are pruned as new ones are written.
+``security.replay_window_days`` (and a day more) are pruned as new ones are written.
 """
 
 from __future__ import annotations
@@ -107,8 +107,11 @@ class RequestMemory:
                      (_json(body), request_id))
 
     def _prune(self, conn, keep_days: int) -> None:
-        # The index on ``at`` makes this a seek that finds nothing on most calls.
-        cutoff = rfc3339((self.clock.now() - timedelta(days=keep_days)).astimezone(timezone.utc))
+        # The index on ``at`` makes this a seek that finds nothing on most calls. A day past the window:
+        # a signed request stays fresh until its ts is keep_days old, and its ts may be up to 5 minutes
+        # ahead of ``at`` (the sender's clock ahead of ours): no moment may come when a replay is neither
+        # remembered nor stale.
+        cutoff = rfc3339((self.clock.now() - timedelta(days=keep_days + 1)).astimezone(timezone.utc))
         conn.execute("DELETE FROM requests_done WHERE at < ?", (cutoff,))
 
 

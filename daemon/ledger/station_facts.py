@@ -82,6 +82,14 @@ def started_in_any_frame(conn, now: datetime, tz, mono_now: float, boot_id: str)
     return most, (now + timedelta(seconds=ends - mono_now)).astimezone(tz)
 
 
+def clock_behind(conn, now: datetime) -> bool:
+    """Whether the wall clock reads more than ``CLOCK_BEHIND_TOLERANCE_S`` earlier than the newest audit row:
+    the clock is not set (``clock_not_set``). The scheduler stops printing then, and a signed request's
+    ``ts`` is not judged (see :func:`kartud.rules.signing.check_fresh`)."""
+    newest = conn.execute("SELECT MAX(at) FROM audit").fetchone()[0]
+    return newest is not None and (datetime.fromisoformat(newest) - now).total_seconds() > CLOCK_BEHIND_TOLERANCE_S
+
+
 def gather(store, now: datetime, tz, mono_now: float, boot_id: str) -> LedgerFacts:
     """One consistent read of the ledger (run it on the store's thread), at wall-clock ``now`` and
     monotonic ``mono_now`` of boot ``boot_id``: the one owner of "cards started today"."""
@@ -95,9 +103,7 @@ def gather(store, now: datetime, tz, mono_now: float, boot_id: str) -> LedgerFac
     same_boot, same_boot_ends = started_in_any_frame(conn, now, tz, mono_now, boot_id)
     last = conn.execute("SELECT MAX(at) FROM blank_movements WHERE kind = 'reserved' AND at >= ? AND at < ?",
                         bounds).fetchone()[0]
-    newest = conn.execute("SELECT MAX(at) FROM audit").fetchone()[0]
-    clock_behind = newest is not None and \
-        (datetime.fromisoformat(newest) - now).total_seconds() > CLOCK_BEHIND_TOLERANCE_S
+    behind = clock_behind(conn, now)
     queued = store.queued_counts("card_type")
     in_doubt = [r[0] for r in conn.execute("SELECT job_id FROM jobs WHERE state = 'in_doubt' ORDER BY seq")]
     return LedgerFacts(
@@ -106,5 +112,5 @@ def gather(store, now: datetime, tz, mono_now: float, boot_id: str) -> LedgerFac
         day_ends_at=tomorrow if by_wall > same_boot else min(tomorrow, same_boot_ends, key=datetime.timestamp),
         printed_today=by_kind.get("printed", 0), spoiled_today=by_kind.get("spoiled", 0),
         last_start=datetime.fromisoformat(last).astimezone(tz) if last else None,
-        clock_behind=clock_behind, counts=store.counts(), stock=store.stock(), queued_by_type=queued,
+        clock_behind=behind, counts=store.counts(), stock=store.stock(), queued_by_type=queued,
         cards_since_cleaning=store.cards_since_cleaning(), in_doubt_ids=in_doubt)

@@ -15,6 +15,7 @@ from ..rules import jobs as J
 from ..rules.clock import Clock, rfc3339
 from ..rules.errors import StorageError
 from ..ledger.blank_ledger import BlankLedger, OutOfBlanks
+from ..ledger.actors import current_actor
 from ..ledger.job_ledger import JobLedger
 from ..ledger.request_memory import RequestMemory
 from ..ledger.schema import migrate
@@ -134,9 +135,10 @@ class Store(JobLedger, BlankLedger, RequestMemory):
         conn.execute("RELEASE inner" if inner else "COMMIT")
 
     def _audit(self, conn: sqlite3.Connection, kind: str, job_id: str | None, detail: dict[str, Any]) -> None:
-        """Append one audit row chained to the previous one. ``detail`` must hold no personal data."""
+        """Append one audit row chained to the previous one. ``detail`` must hold no personal data. The row
+        names its actor (:mod:`kartud.ledger.actors`) inside the hashed content, so it cannot be altered."""
         at = self.now()
-        body = json.dumps(detail, sort_keys=True, separators=(",", ":"))
+        body = json.dumps({**detail, "actor": current_actor()}, sort_keys=True, separators=(",", ":"))
         row = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
         prev = row[0] if row else GENESIS_HASH
         digest = hashlib.sha256("\n".join([prev, at, kind, job_id or "", body]).encode()).hexdigest()

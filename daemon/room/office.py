@@ -104,6 +104,7 @@ class OfficeClient:
         properties = Properties(PacketTypes.PUBLISH)
         properties.ResponseTopic = self.reply_topic
         properties.CorrelationData = correlation
+        properties.UserProperty = ("client", self.client_id)   # who we are, for the box's audit (unchecked)
         if expiry_s is not None:
             properties.MessageExpiryInterval = expiry_s
         body = payload if isinstance(payload, bytes) else json.dumps(payload)

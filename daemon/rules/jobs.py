@@ -322,6 +322,24 @@ VIEW_FIELDS = ("job_id", "record_id", "card_type", "nik_masked", "state", "step"
                "priority", "created_at", "updated_at", "printed_at", "card_uid", "batch_id")
 
 
+# Extensions of the view (the contract allows added fields): what an operator decides an in-doubt job on,
+# besides its attempts and reason. ``in_doubt_since``: when it went in doubt; ``in_doubt_step``: the step
+# its card had reached (``ejecting``: the card was on its way out). Both null unless it is in doubt.
+VIEW_EXTENSIONS = ("in_doubt_since", "in_doubt_step")
+
+
 def job_view(row: dict[str, Any]) -> dict[str, Any]:
-    """The public view of a job: no full NIK, image or chip data."""
-    return {name: row.get(name) for name in VIEW_FIELDS}
+    """The public view of a job: no full NIK, image or chip data.
+
+    >>> view = job_view({"job_id": "j-1", "state": "in_doubt", "step": "ejecting", "attempts": 2,
+    ...                  "updated_at": "2026-12-02T01:00:00+00:00"})
+    >>> view["step"], view["in_doubt_step"], view["in_doubt_since"]
+    (None, 'ejecting', '2026-12-02T01:00:00+00:00')
+    """
+    view = {name: row.get(name) for name in VIEW_FIELDS}
+    in_doubt = row.get("state") == IN_DOUBT
+    if in_doubt:
+        view["step"] = None                 # ``step`` is the step of a card being printed
+    view["in_doubt_since"] = row.get("updated_at") if in_doubt else None   # nothing updates an in-doubt job
+    view["in_doubt_step"] = row.get("step") if in_doubt else None
+    return view

@@ -7,6 +7,7 @@ import logging
 import signal
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from datetime import datetime
 from time import monotonic
 from typing import Any
@@ -87,9 +88,10 @@ class Daemon:
     # -- running work off the loop -------------------------------------------------------------
 
     async def db(self, fn, *args):
-        """Run a store call on the store's one thread; a failing database raises the storage_error fault."""
+        """Run a store call on the store's one thread, in a copy of this task's context (the audit reads the
+        request's actor from it); a failing database raises the storage_error fault."""
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._store_thread, copy_context().run, fn, *args)
         except (StorageError, sqlite3.Error) as exc:
             log.error("database error: %s", exc)
             self.raise_fault("storage_error", str(exc))

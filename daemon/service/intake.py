@@ -13,8 +13,10 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, runtime_checkable
 
 from ..ledger import quarantine as Q
+from ..ledger.actors import acting_as, mqtt_actor
+from ..ledger.station_facts import clock_behind
 from ..rules.errors import CommandError
-from ..rules.signing import check_signature
+from ..rules.signing import check_fresh, check_signature
 from ..rules.wire import response_topic_problem
 from ..service.boundary import error_answer, fingerprint, internal_error, log_defect, readable_request_id
 from ..service.commands import Commands, parse_request
@@ -61,6 +63,7 @@ class Intake:
     def __init__(self, host: IntakeHost):
         self.host = host
         self.config = host.config
+        self._now = None        # the station's clock for judging a signed request's ts (None: not set)
 
     async def recover(self) -> None:
         """At start-up, before any request: count a death for each message the last process died holding."""
@@ -210,6 +213,8 @@ class Intake:
         """The responses to ``batch``, in order: consecutive submissions are committed together."""
         responses: list[dict[str, Any] | None] = [None] * len(batch)
         pending: list[tuple[int, str | None, asyncio.Future]] = []   # submissions waiting for the group commit
+        group_actor = None                                  # who sent them: one group commits for one actor
+        await self._read_clock()
 
         async def commit_pending() -> None:
             prepared = []                                   # (index, request_id, job) of the valid ones
@@ -223,7 +228,8 @@ class Intake:
             pending.clear()
             if not prepared:
                 return
-            results = await self._commit([job for _, _, job in prepared])
+            with acting_as(group_actor):
+                results = await self._commit([job for _, _, job in prepared])
             crash_point("after_submit_commit")              # committed, not yet answered nor acknowledged
             for (index, request_id, job), result in zip(prepared, results):
                 if isinstance(result, Exception) and not isinstance(result, CommandError):
@@ -238,10 +244,13 @@ class Intake:
                 responses[index] = error_answer("expired", EXPIRED, self._request_id(request))   # it waited here
                 continue
             if request.command == "job/submit":
-                request_id, payload, refusal = self._prepare(request.payload, request.retain, topic)
+                request_id, payload, refusal, actor = self._prepare(request.payload, request.retain, topic, request)
                 if refusal is not None:
                     responses[index] = refusal
                     continue
+                if pending and actor != group_actor:
+                    await commit_pending()
+                group_actor = actor
                 # Validation (decoding the images) runs on the CPU threads while the next ones are read.
                 validation = asyncio.ensure_future(self._validate(payload))
                 pending.append((index, request_id, validation))
@@ -279,15 +288,22 @@ class Intake:
         """The full response to one raw request. Never raises.
 
         ``topic`` is the MQTT topic the request came on: requests from the network must carry the
-        signature ``security.signing`` asks for; the local control socket passes None.
+        signature ``security.signing`` asks for; the local control socket passes None (its actor, the
+        Unix user at the other end, is set by the socket).
         """
-        request_id, payload, refusal = self._prepare(raw, retained, topic)
+        if request is None and topic is not None:
+            await self._read_clock()                        # not part of a batch that has read it
+        request_id, payload, refusal, actor = self._prepare(raw, retained, topic, request)
         if refusal is not None:
             return refusal
         if request is None:       # the control socket: the boundary still needs to name the message
             request = IncomingRequest(command=command, payload=raw, retain=retained, response_topic=None,
                                       correlation_data=None, mid=0, qos=0, topic=f"control:{command}")
-        return await self._wrap(request_id, command, self._handle(command, payload, local=topic is None), request)
+        work = self._handle(command, payload, local=topic is None)
+        if actor is None:
+            return await self._wrap(request_id, command, work, request)
+        with acting_as(actor):
+            return await self._wrap(request_id, command, work, request)
 
     async def _handle(self, command: str, payload: dict[str, Any], local: bool = False) -> dict[str, Any]:
         crash_point("while_handling", command)
@@ -296,19 +312,39 @@ class Intake:
             return {"quarantined": await self.host.db(Q.quarantined, self.host.store.conn)}
         return await self.host.commands.handle(command, payload)
 
-    def _prepare(self, raw: bytes, retained: bool, topic: str | None):
-        """``(request_id, payload, None)`` for a request that may be handled, else ``(request_id, None, refusal)``."""
+    def _prepare(self, raw: bytes, retained: bool, topic: str | None, request: IncomingRequest | None = None):
+        """``(request_id, payload, None, actor)`` for a request that may be handled, else ``(request_id, None,
+        refusal, None)``. ``actor`` names who sent it over MQTT: the trusted key that signed it, else
+        ``mqtt`` and the client name it claims; None for the control socket (the socket has set it)."""
         payload = None
         try:
             if retained:
                 raise CommandError("retained_request", RETAINED)
             payload = parse_request(raw, self.config.mqtt.max_payload_bytes)
+            actor = None
             if topic is not None:
-                check_signature(topic, payload, self.config.security.trusted_keys, self.config.security.signing)
-            return readable_request_id(raw, 0, payload), payload, None
+                security = self.config.security
+                actor = check_signature(topic, payload, security.trusted_keys, security.signing)
+                if actor is not None:                       # signed: usable for one effect only
+                    check_fresh(payload, self._now, security.replay_window_days)
+                else:
+                    actor = mqtt_actor(request.client if request is not None else None)
+            return readable_request_id(raw, 0, payload), payload, None, actor
         except CommandError as error:
             request_id = readable_request_id(raw, self.config.mqtt.max_payload_bytes, payload)
-            return request_id, None, _with_id(request_id, {"status": "error", "error": error.as_error()})
+            return request_id, None, _with_id(request_id, {"status": "error", "error": error.as_error()}), None
+
+    async def _read_clock(self) -> None:
+        """The station's clock for judging signed requests' ``ts``, or None while it is not set (behind the
+        ledger's newest row: ``clock_not_set``); read once per batch."""
+        if self.config.security.signing == "off":
+            return
+        now = self.host.store.clock.now()
+        try:
+            behind = await self.host.db(clock_behind, self.host.store.conn, now)
+        except CommandError:
+            behind = False                                  # no database: the request will fail anyway
+        self._now = None if behind else now
 
     async def _wrap(self, request_id: str | None, command: str, work: Awaitable[dict[str, Any]],
                     request: IncomingRequest) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class IncomingRequest:
     topic: str = ""                     # the topic it came on
     sha256: str | None = None           # its fingerprint, once the intake has computed it
     answered: bool = False              # its answer (or its PUBACK alone) has been sent
+    client: str | None = None           # the sender's name from its "client" user property (MQTT 5), unchecked
 
 
 class MqttLink:
@@ -153,7 +154,8 @@ class MqttLink:
             response_topic=getattr(props, "ResponseTopic", None) if props else None,
             correlation_data=getattr(props, "CorrelationData", None) if props else None,
             mid=message.mid, qos=message.qos,
-            expires_at=time.monotonic() + expiry if expiry is not None else None, topic=topic)
+            expires_at=time.monotonic() + expiry if expiry is not None else None, topic=topic,
+            client=_claimed_client(props))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         refused = getattr(reason_code, "is_failure", False)
@@ -212,6 +214,15 @@ class MqttLink:
         """Send the PUBACK of a request whose effect is committed."""
         if request.qos > 0:
             self.client.ack(request.mid, request.qos)
+
+
+def _claimed_client(props) -> str | None:
+    """The value of the request's ``client`` user property: who the sender says it is (for the audit's actor
+    of an unsigned request; a signed one is named by its key)."""
+    for name, value in (getattr(props, "UserProperty", None) or []) if props else []:
+        if name == "client":
+            return value
+    return None
 
 
 def _log_refusal(topic: str, reason_code) -> None:
