@@ -60,6 +60,8 @@ def station(tmp_path, served):
     (["cancel", "j-1"], "job/cancel", {"job_id": "j-1"}),
     (["resolve", "j-1", "spoiled", "--note", "tertekuk"], "job/resolve",
      {"job_id": "j-1", "outcome": "spoiled", "note": "tertekuk"}),
+    (["resolve", "j-1", "printed", "--note", "baik", "--attempts", "2"], "job/resolve",
+     {"job_id": "j-1", "outcome": "printed", "note": "baik", "attempts": 2}),
     (["pause"], "queue/pause", {}),
     (["pause", "--reason", "ganti pita"], "queue/pause", {"reason": "ganti pita"}),
     (["resume"], "queue/resume", {}),

@@ -88,6 +88,9 @@ def build_parser(texts: Texts) -> argparse.ArgumentParser:
                                 "again"))
     resolve.add_argument("--note", required=True, metavar="TEXT", help=p("apa yang dilihat petugas (wajib)",
                                                                          "what the operator saw (required)"))
+    resolve.add_argument("--attempts", type=int, metavar="N", help=p(
+        "Percobaan yang tampil di `kartuctl job`: ditolak bila pekerjaan sudah dicoba lagi sejak itu",
+        "the Attempts `kartuctl job` showed: refused if the job was tried again since"))
     pause = command("pause", "jeda antrean (kartu yang sedang dicetak diselesaikan)",
                     "pause the queue (a card in the printer is finished)")
     pause.add_argument("--reason", metavar="TEXT", help=p("alasan jeda, tampil di status", "why, shown by status"))
@@ -141,7 +144,8 @@ def request_of(args) -> tuple[str, dict[str, Any]]:
     if name in ("job", "cancel"):
         return {"job": "job/get", "cancel": "job/cancel"}[name], {"job_id": args.job_id}
     if name == "resolve":
-        return "job/resolve", {"job_id": args.job_id, "outcome": args.outcome, "note": args.note}
+        return "job/resolve", {"job_id": args.job_id, "outcome": args.outcome, "note": args.note,
+                               **({"attempts": args.attempts} if args.attempts is not None else {})}
     if name == "pause":
         return "queue/pause", {"reason": args.reason} if args.reason else {}
     if name == "resume":
@@ -314,13 +318,9 @@ def run_verify(args, config, texts: Texts, session: Session, out, err) -> int:
     if args.json:
         print_json(result, out)
     else:
-        lines = [texts("chain_ok", rows=result["audit_rows"]) if result["audit_broken_at"] is None
-                 else texts("chain_broken", detail=result["audit_broken_at"])]
-        bad = {m["card_type"] for m in result["ledger"]}
-        lines += [texts("ledger_bad", type=m["card_type"], field=m["field"], stock=m["stock"], moved=m["moved"])
-                  for m in result["ledger"]]
-        lines += [texts("ledger_ok", type=t) for t in result["card_types"] if t not in bad]
-        out.write("\n".join(lines) + "\n")
+        from ..ctl.screens import verify_screen
+
+        out.write(verify_screen(texts, result))
     return EXIT_OK if result["ok"] else EXIT_REFUSED
 
 

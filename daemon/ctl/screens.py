@@ -12,7 +12,8 @@ from ..ctl.report_text import local_time, table
 MAX_DOUBT_SHOWN = 5
 JOB_FIELDS = ("job_id", "record_id", "card_type", "nik_masked", "state", "step", "reason", "attempts", "priority",
               "created_at", "updated_at", "printed_at", "card_uid", "batch_id")
-TIME_FIELDS = ("created_at", "updated_at", "printed_at")
+DOUBT_FIELDS = ("in_doubt_since", "in_doubt_step")     # shown for a job in doubt: what the decision rests on
+TIME_FIELDS = ("created_at", "updated_at", "printed_at", "in_doubt_since")
 
 
 def _when(texts: Texts, stamp: str | None, tz: ZoneInfo, today: str | None = None) -> str:
@@ -136,16 +137,34 @@ def quarantine_table(texts: Texts, entries: list[dict[str, Any]], tz: ZoneInfo) 
 
 def job_view(texts: Texts, view: dict[str, Any], tz: ZoneInfo) -> str:
     rows = []
-    for field in JOB_FIELDS:
+    for field in JOB_FIELDS + (DOUBT_FIELDS if view.get("state") == "in_doubt" else ()):
         value = view.get(field)
         if field in TIME_FIELDS:
             value = _when(texts, value, tz)
-        elif field in ("state", "step") and value:
-            value = texts.optional(field + "_", value)
+        elif field in ("state", "step", "in_doubt_step") and value:
+            value = texts.optional(("state" if field == "state" else "step") + "_", value)
         rows.append((texts("f_" + field), "-" if value is None or value == "" else str(value)))
     lines = _labelled(rows)
     if view.get("state") == "in_doubt":
         lines += _doubt_block(texts, {"queue": {"in_doubt": 1}, "in_doubt_jobs": [view["job_id"]]})[1:]
+    return "\n".join(lines) + "\n"
+
+
+def verify_screen(texts: Texts, result: dict[str, Any]) -> str:
+    """``kartuctl verify`` for people: the audit chain, who did each change, erasure on record, the stock."""
+    lines = [texts("chain_ok", rows=result["audit_rows"]) if result["audit_broken_at"] is None
+             else texts("chain_broken", detail=result["audit_broken_at"])]
+    actors, erasure = result["actors"], result["erasure"]
+    legacy = texts("actors_legacy", n=actors["legacy"]) if actors["legacy"] else ""
+    lines.append(texts("actors_ok", named=actors["named"], legacy=legacy) if actors["ok"] else
+                 texts("actors_bad", n=actors["unnamed_count"], rows=", ".join(map(str, actors["unnamed"]))))
+    which = f" ({', '.join(erasure['uncounted'])})" if erasure["uncounted"] else ""
+    lines.append(texts("erasure_ok", jobs=erasure["erased_jobs"], runs=erasure["runs"]) if erasure["ok"] else
+                 texts("erasure_bad", jobs=erasure["erased_jobs"], counted=erasure["counted"], which=which))
+    bad = {m["card_type"] for m in result["ledger"]}
+    lines += [texts("ledger_bad", type=m["card_type"], field=m["field"], stock=m["stock"], moved=m["moved"])
+              for m in result["ledger"]]
+    lines += [texts("ledger_ok", type=t) for t in result["card_types"] if t not in bad]
     return "\n".join(lines) + "\n"
 
 

@@ -143,6 +143,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "f_nik_masked": ("NIK", "NIK"), "f_state": ("Keadaan", "State"), "f_step": ("Langkah", "Step"),
     "f_reason": ("Alasan", "Reason"), "f_attempts": ("Percobaan", "Attempts"), "f_priority": ("Prioritas", "Priority"),
     "f_created_at": ("Diterima", "Received"), "f_updated_at": ("Diperbarui", "Updated"),
+    "f_in_doubt_since": ("Diragukan sejak", "In doubt since"),
+    "f_in_doubt_step": ("Kartu sampai di", "Card had reached"),
     "f_printed_at": ("Dicetak", "Printed"), "f_card_uid": ("UID chip", "Chip UID"), "f_batch_id": ("Batch blangko",
                                                                                                  "Blank batch"),
     "cancelled": ("Pekerjaan {job} dibatalkan; tidak akan dicetak.", "Job {job} is cancelled; it will not print."),
@@ -178,6 +180,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
                      "basis data dan laporkan.",
                      "THE AUDIT CHAIN IS BROKEN: {detail}. Records from that row on cannot be trusted; keep a copy of "
                      "the database and report it."),
+    "actors_ok": ("Setiap baris audit menyebut pelakunya ({named} baris{legacy}).",
+                  "Every audit row names who did it ({named} rows{legacy})."),
+    "actors_legacy": (", {n} baris lama dari sebelum pelaku dicatat", ", {n} older rows from before actors were recorded"),
+    "actors_bad": ("{n} BARIS AUDIT TIDAK MENYEBUT PELAKUNYA (baris {rows}); simpan salinan basis data dan laporkan.",
+                   "{n} AUDIT ROWS DO NOT NAME WHO DID IT (rows {rows}); keep a copy of the database and report it."),
+    "erasure_ok": ("Penghapusan data pribadi tercatat: {jobs} pekerjaan dalam {runs} kali penghapusan.",
+                   "Erasure of personal data is on record: {jobs} jobs in {runs} erasure runs."),
+    "erasure_bad": ("PENGHAPUSAN TIDAK TERCATAT: {jobs} pekerjaan dihapus data pribadinya, {counted} tercatat di "
+                    "audit{which}; simpan salinan basis data dan laporkan.",
+                    "ERASURE NOT ON RECORD: {jobs} jobs had their personal data erased, the audit counts {counted}"
+                    "{which}; keep a copy of the database and report it."),
     "ledger_ok": ("Stok blangko {type} cocok dengan semua mutasinya.", "{type} blank stock matches all its movements."),
     "ledger_bad": ("Stok blangko {type} TIDAK cocok dengan mutasinya: {field} {stock} menurut stok, {moved} "
                    "menurut mutasi.",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 from typing import Any
 from urllib.parse import quote
 
+from ..ledger.actors import actor_problem
 from ..rules.clock import Clock
 from ..rules.errors import StorageError
 from ..ledger.store import Store, verify_audit_chain
@@ -57,10 +59,12 @@ class OfflineStore(Store):
 
 
 def verify(conn: sqlite3.Connection) -> dict[str, Any]:
-    """Recompute the audit chain and check each card type's stock against the sum of its movements.
+    """Recompute the audit chain, check that every audit row names who did it and that every erased job is
+    counted by an erasure row, and check each card type's stock against the sum of its movements.
 
-    Returns ``{"audit_rows", "audit_broken_at" (a message or None), "ledger": [{card_type, field,
-    stock, moved}...] (mismatches only), "ok"}``.
+    Returns ``{"audit_rows", "audit_broken_at" (a message or None), "actors" (see :func:`check_actors`),
+    "erasure" (see :func:`check_erasure`), "ledger": [{card_type, field, stock, moved}...] (mismatches
+    only), "ok"}``.
     """
     try:
         rows, broken = verify_audit_chain(conn), None
@@ -79,5 +83,63 @@ def verify(conn: sqlite3.Connection) -> dict[str, Any]:
                 mismatches.append({"card_type": stock["card_type"], "field": field, "stock": stock[field],
                                    "moved": expected[field]})
     card_types = [r[0] for r in conn.execute("SELECT card_type FROM blank_stock ORDER BY card_type")]
-    return {"audit_rows": rows, "audit_broken_at": broken, "card_types": card_types, "ledger": mismatches,
-            "ok": broken is None and not mismatches}
+    actors, erasure = check_actors(conn), check_erasure(conn)
+    return {"audit_rows": rows, "audit_broken_at": broken, "actors": actors, "erasure": erasure,
+            "card_types": card_types, "ledger": mismatches,
+            "ok": broken is None and not mismatches and actors["ok"] and erasure["ok"]}
+
+
+def check_actors(conn: sqlite3.Connection) -> dict[str, Any]:
+    """Every audit row names its actor (:mod:`kartud.ledger.actors`), inside the hashed content. Rows written
+    before kartud named actors come first in the chain and are counted as ``legacy``; after the first row
+    that names one, a row without a well-formed actor is a fault.
+
+    Returns ``{"named": n, "legacy": n, "unnamed": [row ids, at most 20], "unnamed_count": n, "ok"}``.
+    """
+    named = legacy = 0
+    unnamed: list[int] = []
+    for row_id, detail in conn.execute("SELECT id, detail FROM audit ORDER BY id"):
+        try:
+            actor = json.loads(detail).get("actor")
+        except (ValueError, AttributeError):
+            actor = None
+        if actor_problem(actor) is None:
+            named += 1
+        elif named == 0 and actor is None:
+            legacy += 1
+        else:
+            unnamed.append(row_id)
+    return {"named": named, "legacy": legacy, "unnamed": unnamed[:20], "unnamed_count": len(unnamed),
+            "ok": not unnamed}
+
+
+def check_erasure(conn: sqlite3.Connection) -> dict[str, Any]:
+    """Every job whose personal data was erased is counted by an erasure run's audit row
+    (``personal_data_erased``: how many jobs, and the first and last job of the run), and the rows count
+    no more jobs than were erased. A row from an older kartud (a count without first and last) vouches for
+    that many jobs anywhere.
+
+    Returns ``{"runs": n, "erased_jobs": n, "counted": n, "uncounted": [job ids no run names, at most 20, when
+    not ok], "ok"}``.
+    """
+    erased = {job_id: (seq, when) for job_id, seq, when in conn.execute(
+        "SELECT job_id, seq, pii_erased_at FROM jobs WHERE pii_erased_at IS NOT NULL")}
+    counted, runs, loose = 0, 0, 0
+    covered: set[str] = set()
+    for (detail,) in conn.execute("SELECT detail FROM audit WHERE kind = 'personal_data_erased' ORDER BY id"):
+        try:
+            run = json.loads(detail)
+            jobs = int(run["jobs"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        runs, counted = runs + 1, counted + jobs
+        first, last = erased.get(run.get("first")), erased.get(run.get("last"))
+        if first is None or last is None:
+            loose += jobs
+            continue
+        # The run's jobs: those erased at the same instant as its first, between its first and its last.
+        covered |= {job_id for job_id, (seq, when) in erased.items() if first[0] <= seq <= last[0] and when == first[1]}
+    uncounted = sorted((job_id for job_id in erased if job_id not in covered), key=lambda j: erased[j][0])
+    ok = counted == len(erased) and len(uncounted) <= loose
+    return {"runs": runs, "erased_jobs": len(erased), "counted": counted, "uncounted": [] if ok else uncounted[:20],
+            "ok": ok}

@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any, Protocol, runtime_checkable
 
+from ..ledger.actors import acting_as
 from ..rules.wire import json_bytes
 
 log = logging.getLogger("kartud.control")
@@ -222,10 +223,15 @@ class ControlSocket:
             await self._send(writer, _error("busy", f"the control socket already serves {MAX_CONNECTIONS} "
                                                     "connections; try again in a moment"))
             return
-        refusal = self._check_peer(writer.get_extra_info("socket"))
+        sock = writer.get_extra_info("socket")
+        refusal = self._check_peer(sock)
         if refusal is not None:
             await self._send(writer, refusal)
             return
+        with acting_as(unix_actor(peer_credentials(sock)[1])):     # what this user asks is audited as theirs
+            await self._requests(reader, writer)
+
+    async def _requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             try:
                 line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT_S)
@@ -286,6 +292,15 @@ class ControlSocket:
                                            f"own user and members of group {self.group_name} may. An administrator "
                                            f"can add you with: usermod -aG {self.group_name} {_user_name(uid)} "
                                            "(then log in again)")
+
+
+def unix_actor(uid: int) -> str:
+    """The audit's actor for a request from the control socket: ``unix:`` and the user the kernel reports at
+    the other end (``SO_PEERCRED``), or ``unix:uid:<n>`` for a uid without a name."""
+    try:
+        return f"unix:{pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"unix:uid:{uid}"
 
 
 def _chgrp(path: str, gid: int) -> None:
