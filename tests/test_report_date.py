@@ -11,7 +11,8 @@ from kartud.ctl.cli import UsageError, parse_day
 from kartud.ctl.words import Texts
 
 OTHER_FORMS = ["20261202", "2026-W49-3", "2026-336", "2026-12-02T00:00:00", "2026-1-2", " 2026-12-02", "2026-12-02 ",
-               "\uff12\uff10\uff12\uff16-12-02", "2026-12-32", "", None, 20261202]
+               "\uff12\uff10\uff12\uff16-12-02", "2026-12-32", "", None, 20261202,
+               "0001-01-01", "9999-12-31"]     # their local day's bounds do not fit a datetime in every zone
 
 
 @pytest.mark.parametrize("value", OTHER_FORMS)
@@ -22,9 +23,10 @@ def test_any_other_form_is_refused_naming_date(store, value):
     assert "YYYY-MM-DD" in answer["error"]["message"]
 
 
-def test_the_one_form_is_answered(store):
-    answer = Desk(store).ask("report/daily", {"date": "2026-12-02"})
-    assert answer["status"] == "ok" and answer["data"]["date"] == "2026-12-02"
+@pytest.mark.parametrize("value", ["2026-12-02", "0001-01-02", "9999-12-30"])
+def test_the_one_form_is_answered(store, value):
+    answer = Desk(store).ask("report/daily", {"date": value})
+    assert answer["status"] == "ok" and answer["data"]["date"] == value
 
 
 @pytest.mark.parametrize("value", [v for v in OTHER_FORMS if isinstance(v, str) and v])

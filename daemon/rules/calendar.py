@@ -19,19 +19,28 @@ UTC = ZoneInfo("UTC")
 ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")   # [0-9]: \d also takes Arabic-Indic and fullwidth digits
 
 
+# The first and last local dates whose day, in any time zone (UTC-12 to UTC+14), has bounds that a
+# datetime can hold: 0001-01-01 in UTC+14 begins in year 0, 9999-12-31 ends in year 10000.
+FIRST_DAY, LAST_DAY = date(1, 1, 2), date(9999, 12, 30)
+
+
 def parse_day(text: Any) -> date | None:
     """The date ``text`` writes as ``YYYY-MM-DD``, or None: none of the other forms Python's
-    ``date.fromisoformat`` also takes (``20261202``, ``2026-W49-3``), and no date that does not exist.
+    ``date.fromisoformat`` also takes (``20261202``, ``2026-W49-3``), no date that does not exist, and
+    none outside :data:`FIRST_DAY`-:data:`LAST_DAY` (its day's bounds would not fit a datetime).
 
     >>> parse_day("2026-12-02"), parse_day("20261202"), parse_day("2026-W49-3"), parse_day("2026-02-30")
     (datetime.date(2026, 12, 2), None, None, None)
+    >>> parse_day("0001-01-01"), parse_day("9999-12-31")
+    (None, None)
     """
     if not isinstance(text, str) or not ISO_DAY.fullmatch(text):
         return None
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         return None
+    return day if FIRST_DAY <= day <= LAST_DAY else None
 
 
 def local_day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:

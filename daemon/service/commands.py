@@ -344,5 +344,5 @@ class Commands:
         day = parse_day(payload.get("date"))
         if day is None:
             raise invalid_payload([{"field": "date", "problem": "is required: a local date written YYYY-MM-DD, "
-                                                                "such as 2026-12-02"}])
+                                                                "such as 2026-12-02, from 0001-01-02 to 9999-12-30"}])
         return await self.host.db(daily_report, self.host.store.conn, day, self.host.tz)
