@@ -8,6 +8,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from card_faces import SMALL_FRONT
+from store_fixtures import TEST_KEY
 
 from kartud.rules.clock import ManualClock
 from kartud.room.fake_people import fake_job
@@ -24,7 +25,7 @@ class History:
 
     def __init__(self, path: str):
         self.clock = ManualClock(datetime.combine(DAYS[0], datetime.min.time(), JAKARTA))
-        self.store = Store(path, self.clock)
+        self.store = Store(path, self.clock, key=TEST_KEY)
         self.store.open()
         self.rng = random.Random(5)
         self.serial = 0

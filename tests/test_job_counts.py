@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from store_fixtures import TEST_KEY
 from test_pacing import new_job
 
 from kartud.rules.errors import CommandError
@@ -47,18 +48,21 @@ def test_counts_follow_every_change(store):
 def test_a_database_from_before_the_counts_is_counted_when_migrated(tmp_path, manual_clock):
     path = str(tmp_path / "k.db")
     clock = manual_clock
-    store = Store(path, clock)
+    store = Store(path, clock, key=TEST_KEY)
     store.open()
     for serial in range(1, 6):
         store.submit_job(new_job(serial))
     store.cancel_job("j-1")
-    # Put the file back to schema 4, as an older kartud left it.
+    # Put the file back to schema 4, as an older kartud left it (its personal data stays in the personal file).
     store.conn.executescript("DROP TRIGGER job_counts_insert; DROP TRIGGER job_counts_update;"
                              " DROP TRIGGER job_counts_delete; DROP TABLE job_counts;"
                              " DROP INDEX blank_movements_boot_released; DROP TABLE requests_done;"
-                             " DROP TABLE requests_handling; DROP TABLE quarantine; PRAGMA user_version = 4;")
+                             " DROP TABLE requests_handling; DROP TABLE quarantine; DROP INDEX jobs_pii_due;"
+                             " ALTER TABLE jobs ADD COLUMN nik TEXT; ALTER TABLE jobs ADD COLUMN front_png BLOB;"
+                             " ALTER TABLE jobs ADD COLUMN back_png BLOB; ALTER TABLE jobs ADD COLUMN chip_files TEXT;"
+                             " PRAGMA user_version = 4;")
     store.close()
-    again = Store(path, clock)
+    again = Store(path, clock, key=TEST_KEY)
     again.open()
     assert [tuple(r) for r in again.conn.execute(KEPT)] == [tuple(r) for r in again.conn.execute(COUNTED)]
     assert again.counts()["queued"] == 4 and again.counts()["cancelled"] == 1

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from store_fixtures import TEST_KEY
+
 from kartud.rules.calendar import WorkingCalendar
 from kartud.rules.clock import ManualClock
 from kartud.rules.jobs import NewJob
@@ -42,7 +44,7 @@ class Station:
         self.decisions: list[tuple] = []
 
     def _open(self) -> Store:
-        store = Store(f"{self.directory}/k.db", self.clock)
+        store = Store(f"{self.directory}/k.db", self.clock, key=TEST_KEY)
         store.open()
         return store
 

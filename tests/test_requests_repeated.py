@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 from command_desk import Desk
 from sample_jobs import new_job, payload
+from store_fixtures import TEST_KEY
 
 from kartud.ledger.store import Store
 from kartud.service.intake import Intake
@@ -105,7 +106,7 @@ def test_the_memory_outlives_a_restart_and_lasts_the_window(desk, scenario, tmp_
     between()
     desk.store.close()
     manual_clock.advance(29 * DAY)
-    reopened = Store(str(tmp_path / "kartud.db"), manual_clock)
+    reopened = Store(str(tmp_path / "kartud.db"), manual_clock, key=TEST_KEY)
     reopened.open()
     try:
         desk = Desk(reopened)

@@ -8,6 +8,7 @@ import sqlite3
 
 import pytest
 from sample_jobs import new_job
+from store_fixtures import TEST_KEY
 
 from kartud.ledger import schema
 from kartud.ledger.store import Store
@@ -17,7 +18,7 @@ from kartud.rules.errors import StorageError
 
 def test_open_creates_a_wal_database_with_full_sync_and_foreign_keys(tmp_path, manual_clock):
     path = tmp_path / "sub" / "dir" / "kartud.db"
-    store = Store(str(path), manual_clock)
+    store = Store(str(path), manual_clock, key=TEST_KEY)
     store.open()
     try:
         assert path.exists()
@@ -38,14 +39,14 @@ def test_open_creates_a_wal_database_with_full_sync_and_foreign_keys(tmp_path, m
 
 def test_reopening_keeps_the_data_and_the_schema(tmp_path, manual_clock):
     path = str(tmp_path / "kartud.db")
-    store = Store(path, manual_clock)
+    store = Store(path, manual_clock, key=TEST_KEY)
     store.open()
     store.submit_job(new_job(1))
     store.receive_blanks("B-1", "KTP_EL", 5, None)
     store.close()
     assert store.conn is None
     for _ in range(2):
-        again = Store(path, manual_clock)
+        again = Store(path, manual_clock, key=TEST_KEY)
         again.open()
         try:
             assert again.conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
@@ -67,14 +68,14 @@ def test_migrate_reports_versions(tmp_path):
 
 def test_a_database_from_a_newer_kartud_is_refused(tmp_path, manual_clock):
     path = str(tmp_path / "kartud.db")
-    store = Store(path, manual_clock)
+    store = Store(path, manual_clock, key=TEST_KEY)
     store.open()
     store.close()
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION + 1}")
     conn.commit()
     conn.close()
-    newer = Store(path, manual_clock)
+    newer = Store(path, manual_clock, key=TEST_KEY)
     with pytest.raises(StorageError, match="newer") as caught:
         newer.open()
     assert path in str(caught.value)
@@ -88,7 +89,7 @@ def test_a_database_from_a_newer_kartud_is_refused(tmp_path, manual_clock):
 
 
 def _real_db_with_pages(path: str, clock) -> int:
-    store = Store(path, clock)
+    store = Store(path, clock, key=TEST_KEY)
     store.open()
     store.receive_blanks("B-1", "KTP_EL", 50, None)
     for serial in range(1, 13):
@@ -111,7 +112,7 @@ def test_a_corrupted_database_fails_open_with_storage_error(tmp_path, manual_clo
     with open(path, "r+b") as handle:
         handle.seek(start)
         handle.write(garbage)
-    broken = Store(path, manual_clock)
+    broken = Store(path, manual_clock, key=TEST_KEY)
     with pytest.raises(StorageError) as caught:
         broken.open()
     assert path in str(caught.value)
@@ -122,4 +123,4 @@ def test_a_file_that_is_not_a_database_fails_open_with_storage_error(tmp_path, m
     path = tmp_path / "kartud.db"
     path.write_bytes(b"this is a shopping list, not a database\n" * 200)
     with pytest.raises(StorageError):
-        Store(str(path), manual_clock).open()
+        Store(str(path), manual_clock, key=TEST_KEY).open()

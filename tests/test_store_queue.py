@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -23,9 +22,9 @@ def test_queue_order_is_priority_then_first_in(store, manual_clock):
     assert [store.queue_position(j) for j in expected] == [1, 2, 3, 4, 5, 6]
     assert store.next_queued(CARD_TYPES)["job_id"] == "j-0004"
     assert store.next_queued(["KIA"])["job_id"] == "j-0006"
-    # next_queued carries the print data.
-    row = store.next_queued(["KTP_EL"])
-    assert row["front_png"] == SMALL_FRONT and json.loads(row["chip_files"]).keys() == {"0101", "0102"}
+    # The print data waits in the personal-data file (claim hands it to the press).
+    data = store.personal.job_data(store.next_queued(["KTP_EL"])["job_id"])
+    assert data["front_png"] == SMALL_FRONT and data["chip_files"].keys() == {0x0101, 0x0102}
     # Positions close up as jobs leave the queue.
     store.receive_blanks("B-1", "KTP_EL", 5, None)
     store.claim("j-0004")

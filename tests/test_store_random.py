@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sample_jobs import CARD_TYPES, payload
 from store_checks import audit_rows, balanced
+from store_fixtures import TEST_KEY
 
 from kartud.ledger.store import OutOfBlanks, Store
 from kartud.rules import jobs as J
@@ -32,7 +33,7 @@ class StoreModel:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="kartud-store-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
         self.clock = ManualClock(START)
-        self.store = Store(os.path.join(self.dir, "kartud.db"), self.clock)
+        self.store = Store(os.path.join(self.dir, "kartud.db"), self.clock, key=TEST_KEY)
         self.store.open()
         self.serial = 0
         self.expected: dict[str, str] = {}     # job_id -> the state the model expects

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from ..rules import jobs as J
@@ -13,6 +12,15 @@ from ..rules.clock import rfc3339
 from ..ledger.blank_ledger import OutOfBlanks
 from ..ledger.request_memory import Repeat, RequestIdReused, error_body
 from ..rules.errors import CommandError
+
+
+class PersonalDataMissing(Exception):
+    """The job chosen to print has no personal data (the personal-data file was lost or restored from an
+    older copy): it ended ``failed`` with reason ``personal_data_missing``; ``view`` is its job view."""
+
+    def __init__(self, view: dict[str, Any]):
+        super().__init__(f"job {view['job_id']} has no personal data to print")
+        self.view = view
 
 
 class JobLedger:
@@ -122,20 +130,18 @@ class JobLedger:
                                                     "send \"reprint\" with reason lost, damaged or data_change",
                                    {"job_id": same_person["job_id"], "state": same_person["state"]})
         now = self.now()
-        chip = json.dumps({k: base64.b64encode(v).decode() for k, v in sorted(job.chip_files.items())}) \
-            if job.chip_files is not None else None
         try:
             conn.execute(
-                "INSERT INTO jobs (job_id, record_id, card_type, nik, nik_masked, nik_hmac, front_png, back_png,"
-                " chip_files, priority, not_after, reprint, content_sha256, state, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
-                (job.job_id, job.record_id, job.card_type, job.nik, job.nik_masked, nik_hmac, job.front_png,
-                 job.back_png, chip, job.priority,
+                "INSERT INTO jobs (job_id, record_id, card_type, nik_masked, nik_hmac, priority, not_after, reprint,"
+                " content_sha256, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                (job.job_id, job.record_id, job.card_type, job.nik_masked, nik_hmac, job.priority,
                  rfc3339(job.not_after.astimezone(timezone.utc)) if job.not_after else None,
                  json.dumps(job.reprint) if job.reprint else None, job.content_sha256, now, now))
         except sqlite3.IntegrityError as exc:
             # The partial unique index is the last line of defence against a second card.
             raise CommandError("duplicate_record", f"record {job.record_id} already has a job") from exc
+        # The full NIK is kept nowhere: its masked form and keyed hash are all the ledger needs.
+        self._keep_personal(job.job_id, (job.front_png, job.back_png, job.chip_files))
         self._audit(conn, "job_submitted", job.job_id, {"record_id": job.record_id, "card_type": job.card_type,
                                                         "priority": job.priority,
                                                         "reprint": (job.reprint or {}).get("reason")})
@@ -160,7 +166,7 @@ class JobLedger:
         return [J.job_view(dict(r)) for r in rows]
 
     def next_queued(self, card_types: list[str]) -> dict[str, Any] | None:
-        """The job that prints next (higher priority first, then first in), with its print data."""
+        """The job that prints next (higher priority first, then first in); :meth:`claim` adds its print data."""
         marks = ",".join("?" * len(card_types))
         row = self.conn.execute(
             f"SELECT * FROM jobs WHERE state = 'queued' AND card_type IN ({marks}) ORDER BY priority DESC, seq LIMIT 1",
@@ -187,27 +193,36 @@ class JobLedger:
         The job was chosen a moment ago, and requests are answered meanwhile: this transaction looks
         again. When the job may no longer start (it left the queue: cancelled, expired, resolved; its
         ``not_after`` has passed; or the queue was paused since) it returns None and changes nothing.
-        Raises :class:`OutOfBlanks` (and changes nothing) when the card type has no blank in stock.
+        Raises :class:`OutOfBlanks` (and changes nothing) when the card type has no blank in stock, and
+        :class:`PersonalDataMissing` (the job ended failed) when there is nothing to print it from.
+        The claimed job comes with its ``front_png``, ``back_png`` and ``chip_files`` (by file id).
         """
+        data = self.personal.job_data(job_id)
         with self.transaction() as conn:
             job = self._job_row(conn, job_id)
             if not self._claimable(conn, job):
                 return None
-            card_type = job["card_type"]
-            stock = conn.execute("SELECT in_stock FROM blank_stock WHERE card_type = ?", (card_type,)).fetchone()
-            if stock["in_stock"] <= 0:
-                raise OutOfBlanks(card_type)
-            batch = conn.execute("SELECT batch_id FROM blank_batches WHERE card_type = ? AND remaining > 0"
-                                 " ORDER BY received_at, rowid LIMIT 1", (card_type,)).fetchone()
-            batch_id = batch["batch_id"] if batch else None
-            if batch_id:
-                conn.execute("UPDATE blank_batches SET remaining = remaining - 1 WHERE batch_id = ?", (batch_id,))
-            conn.execute("UPDATE blank_stock SET in_stock = in_stock - 1, reserved = reserved + 1 WHERE card_type = ?",
-                         (card_type,))
-            self._movement(conn, card_type, "reserved", 1, batch_id, job_id)
-            row = self._change_state(conn, job_id, J.PRINTING, "job_claimed", {"batch_id": batch_id},
-                                     step="feeding", attempts=job["attempts"] + 1, batch_id=batch_id, reason=None)
-            return dict(row)
+            if data is not None:
+                return {**self._reserve_and_start(conn, job), **data}
+            lost = J.job_view(dict(self._change_state(conn, job_id, J.FAILED, "job_failed",
+                                                      {"why": "personal_data_missing"}, reason="personal_data_missing")))
+        raise PersonalDataMissing(lost)
+
+    def _reserve_and_start(self, conn, job: sqlite3.Row) -> dict[str, Any]:
+        job_id, card_type = job["job_id"], job["card_type"]
+        stock = conn.execute("SELECT in_stock FROM blank_stock WHERE card_type = ?", (card_type,)).fetchone()
+        if stock["in_stock"] <= 0:
+            raise OutOfBlanks(card_type)
+        batch = conn.execute("SELECT batch_id FROM blank_batches WHERE card_type = ? AND remaining > 0"
+                             " ORDER BY received_at, rowid LIMIT 1", (card_type,)).fetchone()
+        batch_id = batch["batch_id"] if batch else None
+        if batch_id:
+            conn.execute("UPDATE blank_batches SET remaining = remaining - 1 WHERE batch_id = ?", (batch_id,))
+        conn.execute("UPDATE blank_stock SET in_stock = in_stock - 1, reserved = reserved + 1 WHERE card_type = ?",
+                     (card_type,))
+        self._movement(conn, card_type, "reserved", 1, batch_id, job_id)
+        return dict(self._change_state(conn, job_id, J.PRINTING, "job_claimed", {"batch_id": batch_id},
+                                       step="feeding", attempts=job["attempts"] + 1, batch_id=batch_id, reason=None))
 
     def _claimable(self, conn, job: sqlite3.Row | None) -> bool:
         """May ``job`` start now, as the ledger stands inside this transaction?"""
@@ -281,22 +296,6 @@ class JobLedger:
                 views.append(J.job_view(dict(self._change_state(conn, job_id, J.EXPIRED, "job_expired",
                                                                 reason="not_after_passed"))))
         return views
-
-    def erase_personal_data(self, now: datetime, retention_days: int) -> int:
-        """Erase the full NIK, images and chip data of jobs that ended more than ``retention_days`` ago.
-
-        What stays is what accounting needs: ids, masked NIK, states, times, card UID, batch, and the
-        content hash that recognises a resubmission. Jobs in doubt keep their data until resolved.
-        """
-        cutoff = rfc3339((now - timedelta(days=retention_days)).astimezone(timezone.utc))
-        with self.transaction() as conn:
-            erased = conn.execute(
-                "UPDATE jobs SET nik = NULL, front_png = NULL, back_png = NULL, chip_files = NULL, pii_erased_at = ?"
-                " WHERE pii_erased_at IS NULL AND state IN ('printed', 'failed', 'cancelled', 'expired')"
-                " AND updated_at < ?", (self.now(), cutoff)).rowcount
-            if erased:
-                self._audit(conn, "personal_data_erased", None, {"jobs": erased, "ended_before": cutoff})
-            return erased
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued job; cancelling a cancelled job answers it unchanged."""

@@ -5,8 +5,9 @@ payload) before it is handled, and *released* once it is answered. A row still i
 names a message that was being handled when the process died: it counts a death. A message back
 after one death is handled alone (so that a batch it came with cannot die with it twice); after a
 second death it is *quarantined* and never handled again. A request that met a defect (an exception
-nobody expected) is quarantined at once. Quarantined payloads may hold personal data: they are
-erased with the jobs' (``store.pii_retention_days``), and only their fingerprint is ever shown.
+nobody expected) is quarantined at once. Quarantined payloads may hold personal data: they are kept
+in the personal-data file (:mod:`kartud.ledger.personal`), erased with the jobs' personal data
+(``store.pii_retention_days``), and only their fingerprint is ever shown.
 
 The marks need to outlive the process, not a power cut (a power cut is nothing a message did), so
 they are committed without the fsync (``synchronous=NORMAL`` in WAL mode: durable against a crash
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterator
 
+from ..ledger.erasure import erase_payloads_before
 from ..rules.clock import rfc3339
 
 if TYPE_CHECKING:
@@ -113,9 +115,9 @@ def quarantine(store: Store, sha: str, command: str, payload: bytes, why: str) -
                              (sha, DIED_TWICE)).fetchone() if why == DIED_TWICE else None
         if known:
             return known[0]                     # a known killer sent again: set aside once is enough
-        seq = conn.execute("INSERT INTO quarantine (message_sha256, command, size, why, payload, at) "
-                           "VALUES (?, ?, ?, ?, ?, ?)",
-                           (sha, command[:200], len(payload), why[:200], payload, store.now())).lastrowid
+        seq = conn.execute("INSERT INTO quarantine (message_sha256, command, size, why, payload_kept, at) "
+                           "VALUES (?, ?, ?, ?, 1, ?)", (sha, command[:200], len(payload), why[:200], store.now())).lastrowid
+        store._keep_payload(seq, payload)
         store._audit(conn, "request_quarantined", None, {"seq": seq, "message_sha256": sha,
                                                          "command": command[:200], "size": len(payload),
                                                          "why": why[:200]})
@@ -125,7 +127,7 @@ def quarantine(store: Store, sha: str, command: str, payload: bytes, why: str) -
 def quarantined(conn: sqlite3.Connection, limit: int = 1000) -> list[dict[str, Any]]:
     """The quarantined messages, newest first, without their payloads: ``{seq, at, command, size,
     message_sha256, why, payload_erased}``. Works on a read-only connection."""
-    cursor = conn.execute("SELECT seq, at, command, size, message_sha256, why, payload IS NULL AS payload_erased "
+    cursor = conn.execute("SELECT seq, at, command, size, message_sha256, why, payload_kept = 0 AS payload_erased "
                           "FROM quarantine ORDER BY seq DESC LIMIT ?", (limit,))
     names = [column[0] for column in cursor.description]
     return [{**dict(zip(names, row)), "payload_erased": bool(row[6])} for row in cursor]
@@ -133,8 +135,11 @@ def quarantined(conn: sqlite3.Connection, limit: int = 1000) -> list[dict[str, A
 
 def erase_payloads(store: Store, now: datetime, retention_days: int) -> int:
     """Erase the payloads quarantined more than ``retention_days`` ago (they may hold personal data);
-    the fingerprint, command, size and reason stay. Returns how many were erased."""
-    cutoff = rfc3339(now - timedelta(days=retention_days))
+    the fingerprint, command, size and reason stay. Returns how many were erased. (The eraser does this
+    with the jobs' erasure: :meth:`Store.erase_due <kartud.ledger.erasure.Erasure.erase_due>`.)"""
     with store.transaction() as conn:
-        return conn.execute("UPDATE quarantine SET payload = NULL WHERE payload IS NOT NULL AND at < ?",
-                            (cutoff,)).rowcount
+        seqs = erase_payloads_before(conn, rfc3339(now - timedelta(days=retention_days)))
+        store._forget_personal((), seqs)
+    if seqs:
+        store.checkpoint()
+    return len(seqs)

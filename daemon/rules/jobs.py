@@ -28,7 +28,7 @@ STEPS = ("feeding", "encoding", "printing", "ejecting")
 
 # The only moves a job may make. Everything else is a bug and is refused by the store.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    QUEUED: frozenset({PRINTING, CANCELLED, EXPIRED}),
+    QUEUED: frozenset({PRINTING, CANCELLED, EXPIRED, FAILED}),   # failed: its personal data is missing
     PRINTING: frozenset({PRINTED, QUEUED, FAILED, IN_DOUBT}),
     IN_DOUBT: frozenset({PRINTED, QUEUED, FAILED}),
     PRINTED: frozenset(),
@@ -98,6 +98,16 @@ class NewJob:
 def mask_nik(nik: str) -> str:
     """The first 6 and last 4 digits of a NIK, the rest hidden: ``357401******0001``."""
     return nik[:6] + "*" * (len(nik) - 10) + nik[-4:] if len(nik) > 10 else "*" * len(nik)
+
+
+def erased_mask(nik_masked: str) -> str:
+    """What ``nik_masked`` keeps once the job's personal data is erased: the first 4 digits (province
+    and kabupaten/kota), nothing that narrows the person down further.
+
+    >>> erased_mask("357401******0001")
+    '3574************'
+    """
+    return nik_masked[:4] + "*" * (len(nik_masked) - 4)
 
 
 def nik_problem(nik: str) -> str | None:
