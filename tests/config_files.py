@@ -3,9 +3,13 @@ say of it."""
 
 from __future__ import annotations
 
+import atexit
 import base64
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,10 +31,24 @@ def write(tmp_path: Path, text: str, name: str = "kartud.toml") -> Path:
     return path
 
 
+def _credentials() -> str:
+    """A folder holding the station key as the credential ``nik-key``, as systemd gives it to kartud."""
+    folder = tempfile.mkdtemp(prefix="kartud-credentials-")
+    atexit.register(shutil.rmtree, folder, True)
+    with open(os.path.join(folder, "nik-key"), "w") as handle:
+        handle.write(bytes(range(32)).hex() + "\n")
+    return folder
+
+
+CREDENTIALS = _credentials()
+
+
 def check_config(path: Path | str) -> subprocess.CompletedProcess:
-    """Run ``kartud check-config`` as its own process, as an operator would."""
+    """Run ``kartud check-config`` as its own process, as an operator would, with the station key where the
+    unit's credential puts it (``tests/test_station_key.py`` checks what is said without one)."""
     return subprocess.run([sys.executable, "-m", "kartud.service.cli", "check-config", "--config", str(path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+                          cwd=ROOT, capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "CREDENTIALS_DIRECTORY": CREDENTIALS})
 
 
 def problems_of(path: Path) -> list[tuple[str, str]]:

@@ -20,10 +20,12 @@ from datetime import datetime, timezone
 from card_faces import SMALL_FRONT
 from fuzz_jobs import SEEDED_JOBS
 from fuzz_requests import KEY
+from store_fixtures import key_file
 
 from kartud.room.fake_people import fake_job
 from kartud.rules import jobs as J
 from kartud.rules.clock import ManualClock
+from kartud.ledger.personal import personal_path
 from kartud.rules.config import from_dict
 from kartud.rules.signing import public_key_base64
 from kartud.service.daemon import Daemon
@@ -84,10 +86,10 @@ class Station:
         self.signing = signing
         os.makedirs(self.dir, exist_ok=True)
         self.db_path = os.path.join(self.dir, "kartud.db")
-        self.template = os.path.join(self.dir, "seeded.db")
         security = {"signing": signing, "trusted_keys": [public_key_base64(KEY)] if signing != "off" else []}
         self.config = from_dict({
-            "station": {"id": STATION_ID, "card_types": ["KTP_EL", "KIA"]}, "store": {"path": self.db_path},
+            "station": {"id": STATION_ID, "card_types": ["KTP_EL", "KIA"]},
+            "store": {"path": self.db_path, "key_file": key_file(self.dir)},
             "mqtt": {"max_payload_bytes": MAX_PAYLOAD}, "security": security,
             "printer": {"transport": "sim", "sim": {"output_dir": os.path.join(self.dir, "cards")}},
             "encoder": {"backend": "sim"}, "indicator": {"backend": "none"}})
@@ -97,7 +99,8 @@ class Station:
         self.loop.run_until_complete(self._open())
         self._store(seed)
         self._store(lambda store: store.close())
-        shutil.copyfile(self.db_path, self.template)
+        for path in (self.db_path, personal_path(self.db_path)):      # the ledger and the personal-data file
+            shutil.copyfile(path, path + ".seeded")
         self._store(lambda store: store.open())
         self.serial = 0
 
@@ -114,10 +117,11 @@ class Station:
     def reset(self) -> None:
         """Back to the seeded state: the same file content as before the first request."""
         self._store(lambda store: store.close())
-        for suffix in ("-wal", "-shm"):
-            if os.path.exists(self.db_path + suffix):
-                os.remove(self.db_path + suffix)
-        shutil.copyfile(self.template, self.db_path)
+        for path in (self.db_path, personal_path(self.db_path)):
+            for suffix in ("-wal", "-shm"):
+                if os.path.exists(path + suffix):
+                    os.remove(path + suffix)
+            shutil.copyfile(path + ".seeded", path)
         self._store(lambda store: store.open())
         self.daemon.paused_reason = None
 

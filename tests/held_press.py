@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from card_faces import SMALL_FRONT
 from print_room import chip_sha
+from store_fixtures import TEST_KEY, key_file
 
 from kartud.ledger.store import Store
 from kartud.room.fake_people import fake_job
@@ -61,7 +62,7 @@ class HeldRoom:
         self.clock = ManualClock(MONDAY_9)
         self.config = from_dict({
             "station": {"id": "held-01", "card_types": ["KTP_EL"]},
-            "store": {"path": os.path.join(self.dir, "kartud.db")},
+            "store": {"path": os.path.join(self.dir, "kartud.db"), "key_file": key_file(self.dir)},
             "mqtt": {"host": "127.0.0.1", "port": closed_port()},
             "control": {"socket": os.path.join(self.dir, "control.sock")},
             "limits": {"working_hours": ["mon-sun 00:00-24:00"], "pacing": "none", **limits},
@@ -71,7 +72,7 @@ class HeldRoom:
         self.jobs = [fake_job(rng, n, job_id=f"j-{n}", record_id=f"PRR-9999-{n:06d}", front_png=SMALL_FRONT)
                      for n in range(1, jobs + 1)]
         self.jobs[0].update(first or {})          # e.g. a not_after for the job the press chooses first
-        store = Store(self.config.store.path, self.clock)
+        store = Store(self.config.store.path, self.clock, key=TEST_KEY)
         store.open()
         try:
             if blanks:

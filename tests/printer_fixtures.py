@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 from print_room import STATION, Room
+from store_fixtures import key_file
 
 from kartud.hw.printer.evolis import EvolisPrinter, EvolisSettings
 from kartud.hw.printer.transport import MemoryTransport, SerialTransport
@@ -105,7 +106,7 @@ class SerialRoom(Room):
             "mqtt": {"host": '"127.0.0.1"', "port": str(self.broker.port), "reconnect_min_s": "0.1",
                      "reconnect_max_s": "0.5"},
             "control": {"socket": f'"{self.dir}/control.sock"'},
-            "store": {"path": f'"{self.dir}/kartud.db"'},
+            "store": {"path": f'"{self.dir}/kartud.db"', "key_file": f'"{key_file(self.dir)}"'},
             "limits": {"working_hours": '["mon-sun 00:00-24:00"]', "pacing": '"none"'},
             "printer": {"transport": '"serial"', "serial_port": f'"{self.pty_path or "/dev/ttyUSB0"}"',
                         "serial_baud": "115200", "status_poll_s": "0.2", "reply_timeout_s": "2.0",

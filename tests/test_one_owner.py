@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from store_fixtures import TEST_KEY, key_file
 from test_pacing import new_job
 
 from kartud.ctl.offline import OfflineAnswers
@@ -23,7 +24,7 @@ def test_a_claim_taken_back_is_no_card_started_for_the_daemon_nor_for_kartuctl(t
     path = str(tmp_path / "kartud.db")
     config = from_dict({"station": {"id": "s-1", "card_types": ["KIA"]}, "store": {"path": path}})
     clock = ManualClock(datetime(2026, 11, 23, 2, tzinfo=timezone.utc))        # 09:00 in Jakarta
-    store = Store(path, clock)
+    store = Store(path, clock, key=TEST_KEY)
     store.open()
     store.receive_blanks("B", "KIA", 10, None)
     job = new_job(1)
@@ -36,7 +37,8 @@ def test_a_claim_taken_back_is_no_card_started_for_the_daemon_nor_for_kartuctl(t
 
 
 def test_the_daemon_is_the_host_every_part_names(tmp_path):
-    config = from_dict({"station": {"id": "s-1"}, "store": {"path": str(tmp_path / "kartud.db")},
+    config = from_dict({"station": {"id": "s-1"}, "store": {"path": str(tmp_path / "kartud.db"),
+                                                             "key_file": key_file(tmp_path)},
                         "printer": {"transport": "sim"}, "encoder": {"backend": "sim"}})
     daemon = Daemon(config, ManualClock(datetime(2026, 11, 23, 2, tzinfo=timezone.utc)))
     for host in (PressHost, CommandsHost, IntakeHost, ControlHost):

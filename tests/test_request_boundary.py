@@ -10,6 +10,7 @@ import logging
 
 import pytest
 from sample_jobs import payload
+from store_fixtures import key_file
 
 from kartud.ledger import quarantine as Q
 from kartud.rules.config import from_dict
@@ -42,7 +43,8 @@ class RecordingLink:
 @pytest.fixture
 def daemon(tmp_path, manual_clock):
     config = from_dict({"station": {"id": "s-1", "card_types": ["KTP_EL", "KIA"]},
-                        "store": {"path": str(tmp_path / "kartud.db")}, "printer": {"transport": "sim"},
+                        "store": {"path": str(tmp_path / "kartud.db"), "key_file": key_file(tmp_path)},
+                        "printer": {"transport": "sim"},
                         "encoder": {"backend": "sim"}, "indicator": {"backend": "none"}})
     daemon = Daemon(config, manual_clock)
     daemon._state_dirty, daemon._wake = asyncio.Event(), asyncio.Event()     # what run() would have made
@@ -190,7 +192,7 @@ def test_a_quarantined_payload_is_erased_with_the_retention_its_fingerprint_stay
     assert Q.erase_payloads(daemon.store, manual_clock.now(), 30) == 0
     manual_clock.advance(31 * 86400)
     assert Q.erase_payloads(daemon.store, manual_clock.now(), 30) == 1
-    assert rows(daemon, "SELECT payload FROM quarantine") == [(None,)]
+    assert rows(daemon, "SELECT payload_kept FROM quarantine") == [(0,)] and daemon.store.personal.payload(seq) is None
     listed = Q.quarantined(daemon.store.conn)
     assert listed[0]["seq"] == seq and listed[0]["payload_erased"] and listed[0]["message_sha256"] == "ab" * 32
 

@@ -8,6 +8,8 @@ import logging
 
 import pytest
 
+from store_fixtures import key_file
+
 from kartud.room.sim_room import free_port
 from kartud.rules.config import from_dict
 from kartud.service.daemon import Daemon
@@ -22,7 +24,7 @@ class Boom(RuntimeError):
 @pytest.fixture
 def daemon(tmp_path, manual_clock):
     config = from_dict({
-        "station": {"id": "s-1"}, "store": {"path": str(tmp_path / "kartud.db")},
+        "station": {"id": "s-1"}, "store": {"path": str(tmp_path / "kartud.db"), "key_file": key_file(tmp_path)},
         "control": {"socket": str(tmp_path / "control.sock")},
         "mqtt": {"port": free_port(), "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},   # nobody listens there
         "printer": {"transport": "sim", "sim": {"output_dir": str(tmp_path / "cards")}},

@@ -9,6 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
+
+from ..ledger.station_key import make_key
 
 MOSQUITTO_CONF = """\
 listener {port} 127.0.0.1
@@ -81,7 +84,8 @@ class PrivateBroker:
 
 
 def sim_config(directory: str, broker_port: int, station: str = "demo-room-01", **overrides) -> str:
-    """Write a config for a daemon on the simulated printer and return its path.
+    """Write a config for a daemon on the simulated printer and return its path. The station's NIK key
+    file is made beside it (``nik.key``) unless it exists: on a box it lives apart, in /etc/kartud.
 
     ``overrides`` maps "section.key" (e.g. ``"printer.sim.seconds_per_card"``) to a TOML literal.
     """
@@ -94,6 +98,7 @@ def sim_config(directory: str, broker_port: int, station: str = "demo-room-01", 
         "mqtt.reconnect_max_s": "0.5",
         "control.socket": f'"{directory}/control.sock"',
         "store.path": f'"{directory}/kartud.db"',
+        "store.key_file": f'"{os.path.abspath(directory)}/nik.key"',
         "limits.working_hours": '["mon-sun 00:00-24:00"]',
         "limits.pacing": '"none"',
         "printer.transport": '"sim"',
@@ -110,6 +115,8 @@ def sim_config(directory: str, broker_port: int, station: str = "demo-room-01", 
     for dotted, literal in values.items():
         section, key = dotted.rsplit(".", 1)
         sections.setdefault(section, []).append(f"{key} = {literal}")
+    key_file = tomllib.loads(f"k = {values['store.key_file']}")["k"]
+    make_key(key_file, tomllib.loads(f"p = {values['store.path']}")["p"])
     path = os.path.join(directory, "kartud.toml")
     with open(path, "w") as handle:
         for section, lines in sections.items():

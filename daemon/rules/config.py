@@ -125,8 +125,6 @@ def _status_command(v: str) -> str | None:
     return evolis.command_problem(v, read=True) if v else None
 
 
-STANDARD_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400)
-
 SCHEMA: dict[str, dict[str, Key]] = {
     "station": {
         "id": Key(str, None, _matches(r"[a-z0-9-]{1,64}", "1-64 characters of a-z, 0-9 and -"), required=True),
@@ -156,6 +154,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "store": {
         "path": Key(str, "/var/lib/kartud/kartud.db", lambda v: None if v else "must not be empty"),
         "pii_retention_days": Key(int, 7, _range(0, 3650)),
+        "key_file": Key(str, "/etc/kartud/nik.key", lambda v: None if os.path.isabs(v) else "must be an absolute path"),
     },
     "limits": {
         "daily": Key(int, 200, _range(1, 10000)),
@@ -174,7 +173,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "usb_vendor_id": Key(int, 0x0F49, _range(0, 0xFFFF)),
         "usb_product_id": Key(int, 0, _range(0, 0xFFFF)),
         "serial_port": Key(str, "/dev/ttyUSB0", lambda v: None if v else "must not be empty"),
-        "serial_baud": Key(int, 9600, _one_of(*STANDARD_BAUDS)),
+        "serial_baud": Key(int, 9600, _one_of(9600, 19200, 38400, 57600, 115200, 230400)),
         "status_poll_s": Key(float, 2.0, _range(0.1, 60.0)),
         # Extensions (documented in docs/configuration.md and docs/printer.md): the Evolis driver.
         "reply_timeout_s": Key(float, 5.0, _range(0.1, 120.0)),

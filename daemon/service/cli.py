@@ -1,4 +1,4 @@
-"""``kartud``: run the daemon, or check a configuration file."""
+"""``kartud``: run the daemon, check a configuration file, or make the station's NIK key file."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import faulthandler
 import logging
+import os
 import sys
 from datetime import datetime
 
@@ -24,14 +25,56 @@ def make_clock(config: Config):
     return Clock()
 
 
+def key_problem(config: Config) -> str | None:
+    """What is wrong with the station's NIK key file, or None (see :mod:`kartud.ledger.station_key`)."""
+    from ..ledger.station_key import KeyFileProblem, key_path, read_key
+
+    try:
+        read_key(key_path(config.store.key_file), config.path)
+    except KeyFileProblem as problem:
+        return str(problem)
+    return None
+
+
 def check_config(path: str) -> int:
     try:
-        load(path)
+        config = load(path)
     except ConfigError as error:
         for key, problem in error.problems:
             print(f"{key}: {problem}")
         return EXIT_USAGE
+    problem = key_problem(config)
+    # Only root and the service (through its credential) may read the key: another user cannot tell.
+    if problem is not None and "not readable by this user" not in problem:
+        print(f"store.key_file: {problem}")
+        return EXIT_USAGE
     print(f"{path}: ok")
+    return 0
+
+
+def make_key(path: str) -> int:
+    """``kartud make-key``: write ``store.key_file`` once (the key an older database holds, or a new one).
+    Only ``[store]`` is read, so a config broken elsewhere does not stop it (install runs it on upgrades)."""
+    import tomllib
+
+    from ..ledger.station_key import make_key as write_key
+    from ..rules.config import SCHEMA
+
+    try:
+        with open(path, "rb") as handle:
+            store = tomllib.load(handle).get("store", {})
+        key_file = store.get("key_file", SCHEMA["store"]["key_file"].default)
+        db_path = store.get("path", SCHEMA["store"]["path"].default)
+        if not isinstance(key_file, str) or not os.path.isabs(key_file) or not isinstance(db_path, str):
+            raise ValueError("store.key_file must be an absolute path and store.path a path")
+    except (OSError, tomllib.TOMLDecodeError, ValueError, AttributeError) as exc:
+        print(f"kartud make-key: cannot read {path}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        print(write_key(key_file, db_path))
+    except (OSError, ValueError) as exc:
+        print(f"kartud make-key: cannot write {key_file}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -49,6 +92,10 @@ def run(path: str) -> int:
     except ConfigError as error:
         for key, problem in error.problems:
             log.critical("config %s: %s", key, problem)
+        return EXIT_USAGE
+    problem = key_problem(config)
+    if problem is not None:             # a setup problem: systemd does not restart on status 2
+        log.critical("cannot start: %s", problem)
         return EXIT_USAGE
     return asyncio.run(Daemon(config, make_clock(config)).run())
 
@@ -68,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kartud", description="Controller daemon for a KTP-el / KIA card printer.")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "run the daemon in the foreground"),
-                       ("check-config", "check a configuration file and list every problem"),
+                       ("check-config", "check a configuration file (and the key file it names) and list every problem"),
+                       ("make-key", "write the station's NIK key file (store.key_file) once: the key an older "
+                                    "database holds, or a new random one; never over an existing file"),
                        ("indicator-fault", "show on the lamp and buzzer that kartud has stopped (systemd's "
                                            "OnFailure= program), until SIGTERM")):
         sub = commands.add_parser(name, help=text)
@@ -76,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return check_config(args.config)
+    if args.command == "make-key":
+        return make_key(args.config)
     if args.command == "indicator-fault":
         return indicator_fault(args.config)
     return run(args.config)

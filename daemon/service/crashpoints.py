@@ -13,7 +13,8 @@ import os
 import signal
 
 POINTS = ("after_submit_commit", "after_claim", "after_feed", "after_encode", "after_print", "after_eject",
-          "after_printed", "after_spoiled")
+          "after_printed", "after_spoiled",
+          "personal_committed")    # the personal-data file committed, the ledger not yet (@jobs, @erasure)
 REQUEST_POINTS = ("while_handling",)    # inside the handling of one request: name its command as the subject
 
 _target = os.environ.get("KARTUD_CRASH_AT", "")

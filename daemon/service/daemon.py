@@ -31,7 +31,8 @@ from ..rules.calendar import WorkingCalendar
 from ..rules.scheduler import Decision, Facts, decide
 from ..ledger.state_document import Live, state_document
 from ..ledger.station_facts import LedgerFacts, gather as gather_facts
-from ..ledger.store import Store
+from ..service.eraser import Eraser
+from ..service.station_store import StationStore
 from ..service.supervision import Supervisor, watch_health, watch_thread
 from ..service.systemd_glue import notify, watchdog_interval
 
@@ -39,7 +40,6 @@ log = logging.getLogger("kartud")
 STATE_MIN_INTERVAL_S = 0.5     # the contract: state at most 2 a second
 STATE_MAX_INTERVAL_S = 60.0    # and at least once a minute of clock time
 PRESS_SETTLE_S = 0.1          # real seconds between two decisions of the press, at most ten a second
-PII_ERASE_EVERY_S = 3600.0     # clock seconds between sweeps for personal data past its retention
 
 
 async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
@@ -63,11 +63,12 @@ class Daemon:
         self.clock = clock or Clock()
         self.tz = config.tz
         self.calendar = WorkingCalendar(config.limits.working_hours, config.limits.holidays, config.tz)
-        self.store = Store(config.store.path, self.clock)
+        self.store = StationStore(config, self.clock)
         self.printer, self.encoder = build_devices(config, self.clock)
         self.commands = Commands(self)
         self.intake = Intake(self)
         self.press = Press(self)
+        self.eraser = Eraser(self)
         self.mqtt: MqttLink | None = None
         self.faults: dict[str, datetime] = {}
         self.paused_reason: str | None = None
@@ -157,6 +158,7 @@ class Daemon:
         tasks = [self.parts.start("the intake", self.intake.serve(self._requests)),
                  self.parts.start("the state publisher", self._publish_state()),
                  self.parts.start("the device poll", self._poll_devices_forever()),
+                 self.parts.start("the eraser", self.eraser.serve()),
                  self.parts.start("the MQTT link", watch_thread(self.mqtt.network_alive)),   # paho's thread
                  self.parts.start("the watchdog", watch_health(self._store_thread, self._device_busy, self.parts),
                                   may_end=lambda: watchdog_interval() is None)]
@@ -194,18 +196,9 @@ class Daemon:
     # -- the press ----------------------------------------------------------------------------
 
     async def _press_loop(self) -> None:
-        next_erase = self.clock.monotonic()
         next_expiry = await self.db(self.store.next_expiry)
         while not self._stopping.is_set():
             self._wake.clear()
-            if self.clock.monotonic() >= next_erase:
-                erased = await self.db(self.store.erase_personal_data, self.clock.now(),
-                                       self.config.store.pii_retention_days)
-                await self.intake.erase_payloads(self.clock.now())      # the quarantine's too
-                if erased:
-                    log.info("erased the personal data of %d finished jobs (store.pii_retention_days = %d)",
-                             erased, self.config.store.pii_retention_days)
-                next_erase = self.clock.monotonic() + PII_ERASE_EVERY_S
             now = self.clock.now()
             if next_expiry is not None and now >= next_expiry:
                 for view in await self.db(self.store.expire_due, now):

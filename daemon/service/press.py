@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, runtime_checkable
 
@@ -14,7 +12,7 @@ from ..service.crashpoints import crash_point
 from ..rules.card_types import has_chip
 from ..rules.jobs import job_view
 from ..service.journal_ids import MSG_CARD_REJECTED, MSG_JOB_IN_DOUBT, MSG_JOB_PRINTED
-from ..ledger.store import OutOfBlanks
+from ..ledger.store import OutOfBlanks, PersonalDataMissing
 
 if TYPE_CHECKING:
     from kartud.hw.encoder import Encoder
@@ -79,6 +77,11 @@ class Press:
         except OutOfBlanks:
             claimed = None
             host.stock_changed()
+        except PersonalDataMissing as lost:
+            log.error("job %s cannot be printed: its personal data is missing (the personal-data file was lost "
+                      "or restored from an older copy); it failed, send it again", job_id, extra={"job": job_id})
+            host.job_changed(lost.view)
+            return
         if claimed is None:
             # Chosen, then changed by a request before the claim (cancelled, paused, the blanks taken out,
             # not_after passed): nothing moved; the loop decides afresh.
@@ -113,8 +116,7 @@ class Press:
         try:
             if chip:
                 host.job_changed(await host.db(store.set_step, job_id, "encoding"))
-                files = {int(fid, 16): base64.b64decode(data) for fid, data in json.loads(job["chip_files"]).items()}
-                card_uid = await host.device(encoder.encode, files)
+                card_uid = await host.device(encoder.encode, job["chip_files"])
                 crash_point("after_encode")
             host.job_changed(await host.db(store.set_step, job_id, "printing"))
             await host.device(printer.print_card, job["front_png"], job["back_png"])
