@@ -59,6 +59,11 @@ install -m 0640 -g kartud /opt/test/kartud.toml /etc/kartud/kartud.toml
 printf '#!%s\nimport site, sys\nsys.path.insert(0, "/opt/kartud/lib")\nsite.addsitedir("/opt/kartud/site")\nfrom kartud.service.cli import main\nsys.exit(main())\n' \
     "$python" > /opt/kartud/bin/kartud
 chmod 0755 /opt/kartud/bin/kartud
+/opt/kartud/bin/kartud make-key --config /etc/kartud/kartud.toml >/dev/null    # the station's NIK key
+# On a box the key is root's alone and the unit's LoadCredential= hands kartud a copy. systemd 252 in
+# these namespaces hands every unit an empty credentials directory (seen even for a root unit), so
+# here the file itself is kartud's, and kartud reads store.key_file when no credential came.
+chown kartud /etc/kartud/nik.key
 
 export container=kartud-test SYSTEMD_UNIT_PATH=/opt/test/units
 export SYSTEMD_GENERATOR_PATH=/opt/test/none SYSTEMD_ENVIRONMENT_GENERATOR_PATH=/opt/test/none

@@ -192,11 +192,14 @@ def mode(path: Path) -> int:
 
 def test_install_writes_each_file_where_the_box_wants_it(installed):
     files = sorted(str(p.relative_to(installed)) for p in installed.rglob("*") if p.is_file())
-    assert files == [".kartud-install-skipped", "etc/kartud/kartud.toml", "etc/systemd/system/kartud-fault.service",
-                     "etc/systemd/system/kartud.service", "etc/udev/rules.d/70-kartud.rules",
-                     "usr/local/lib/systemd/catalog/kartud.catalog", "var/lib/systemd/catalog/database"]
+    assert files == [".kartud-install-skipped", "etc/kartud/kartud.toml", "etc/kartud/nik.key",
+                     "etc/systemd/system/kartud-fault.service", "etc/systemd/system/kartud.service",
+                     "etc/udev/rules.d/70-kartud.rules", "usr/local/lib/systemd/catalog/kartud.catalog",
+                     "var/lib/systemd/catalog/database"]
     assert mode(installed / "etc" / "kartud") == 0o750
     assert mode(installed / "etc" / "kartud" / "kartud.toml") == 0o640
+    assert mode(installed / "etc" / "kartud" / "nik.key") == 0o600          # root's alone: the unit passes it on
+    assert len(bytes.fromhex((installed / "etc" / "kartud" / "nik.key").read_text())) == 32
     assert mode(installed / "etc" / "systemd" / "system" / "kartud.service") == 0o644
     assert (installed / "etc" / "udev" / "rules.d" / "70-kartud.rules").read_bytes() == \
         (ROOT / "etc" / "udev" / "70-kartud.rules").read_bytes()
@@ -236,6 +239,7 @@ def test_install_never_overwrites_an_existing_config(installed):
     result = install(installed)
     assert config.read_text() == '[station]\nid = "kota-probolinggo-02"\n'
     assert "kept the existing /etc/kartud/kartud.toml" in result.stdout
+    assert "kept the existing /etc/kartud/nik.key" in result.stdout          # a key is never replaced
 
 
 def test_uninstall_keeps_config_and_database_and_purge_removes_them(installed):
@@ -244,8 +248,8 @@ def test_uninstall_keeps_config_and_database_and_purge_removes_them(installed):
     database.write_bytes(b"SQLite format 3\0")
     install(installed, "--uninstall")
     left = sorted(str(p.relative_to(installed)) for p in installed.rglob("*") if p.is_file())
-    assert left == [".kartud-install-skipped", "etc/kartud/kartud.toml", "var/lib/kartud/kartud.db",
-                    "var/lib/systemd/catalog/database"]
+    assert left == [".kartud-install-skipped", "etc/kartud/kartud.toml", "etc/kartud/nik.key",
+                    "var/lib/kartud/kartud.db", "var/lib/systemd/catalog/database"]
     assert (installed / ".kartud-install-skipped").read_text().splitlines()[:2] == \
         ["systemctl disable --now kartud.service", "systemctl stop kartud-fault.service"]
     install(installed, "--uninstall", "--purge")
