@@ -1,1 +1,1 @@
-"""The station's ledger in SQLite, the only place with SQL: store, jobs, blanks, schema, station facts, report queries."""
+"""The station's ledger in SQLite, the only place with SQL: store, jobs, blanks, personal data, erasure, schema, reports."""
