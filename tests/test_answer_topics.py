@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from print_room import ROOT, STATION, Room
+from print_room import ROOT, Room
 
 from kartud.room.sim_room import PrivateBroker
 
@@ -96,7 +96,7 @@ def test_an_answer_onto_its_own_request_topic_is_refused_and_nothing_is_done(roo
 
 
 @pytest.mark.parametrize("response_topic", ["office/replies", f"{ROOT}/state", f"{ROOT}/response",
-                                            f"kartud/another-station/response/x", f"{ROOT}/response/"])
+                                            "kartud/another-station/response/x", f"{ROOT}/response/"])
 def test_a_response_topic_outside_the_boxs_response_tree_is_refused(room, listener, response_topic):
     listener.publish("queue/pause", b'{"request_id": "r-1"}', response_topic=response_topic)
     answer = listener.answer_on(f"{ROOT}/response/queue/pause", "r-1")

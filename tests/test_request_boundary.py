@@ -189,9 +189,9 @@ def test_a_message_that_died_twice_is_quarantined_answered_and_never_handled(dae
 
 def test_a_quarantined_payload_is_erased_with_the_retention_its_fingerprint_stays(daemon, manual_clock):
     seq = Q.quarantine(daemon.store, "ab" * 32, "job/submit", PII.encode(), "KeyError")
-    assert Q.erase_payloads(daemon.store, manual_clock.now(), 30) == 0
+    assert daemon.store.erase_due(manual_clock.now(), 30)["payloads"] == 0
     manual_clock.advance(31 * 86400)
-    assert Q.erase_payloads(daemon.store, manual_clock.now(), 30) == 1
+    assert daemon.store.erase_due(manual_clock.now(), 30)["payloads"] == 1
     assert rows(daemon, "SELECT payload_kept FROM quarantine") == [(0,)] and daemon.store.personal.payload(seq) is None
     listed = Q.quarantined(daemon.store.conn)
     assert listed[0]["seq"] == seq and listed[0]["payload_erased"] and listed[0]["message_sha256"] == "ab" * 32

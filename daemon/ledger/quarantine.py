@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ..ledger.erasure import erase_payloads_before
 from ..rules.clock import rfc3339
 
 if TYPE_CHECKING:
@@ -131,15 +130,3 @@ def quarantined(conn: sqlite3.Connection, limit: int = 1000) -> list[dict[str, A
                           "FROM quarantine ORDER BY seq DESC LIMIT ?", (limit,))
     names = [column[0] for column in cursor.description]
     return [{**dict(zip(names, row)), "payload_erased": bool(row[6])} for row in cursor]
-
-
-def erase_payloads(store: Store, now: datetime, retention_days: int) -> int:
-    """Erase the payloads quarantined more than ``retention_days`` ago (they may hold personal data);
-    the fingerprint, command, size and reason stay. Returns how many were erased. (The eraser does this
-    with the jobs' erasure: :meth:`Store.erase_due <kartud.ledger.erasure.Erasure.erase_due>`.)"""
-    with store.transaction() as conn:
-        seqs = erase_payloads_before(conn, rfc3339(now - timedelta(days=retention_days)))
-        store._forget_personal((), seqs)
-    if seqs:
-        store.checkpoint()
-    return len(seqs)

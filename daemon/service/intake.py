@@ -85,12 +85,6 @@ class Intake:
         except CommandError:
             pass
 
-    async def erase_payloads(self, now) -> None:
-        """Erase quarantined payloads past ``store.pii_retention_days`` (they may hold personal data)."""
-        days = self.config.store.pii_retention_days
-        if await self.host.db(Q.erase_payloads, self.host.store, now, days):
-            log.info("erased the payloads of quarantined requests older than %d days", days)
-
     async def serve(self, requests: "asyncio.Queue[IncomingRequest]") -> None:
         while True:
             batch = [await requests.get()]
