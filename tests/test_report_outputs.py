@@ -86,16 +86,58 @@ def test_the_daily_text_has_the_table_the_spoiled_cards_and_the_job_outcomes(sta
     assert "1 dibatalkan, 1 menjadi diragukan" in text
 
 
-def test_the_csv_holds_three_tables_that_a_spreadsheet_reads(store):
+CSV_HEADERS = {"blanks": ["period", "card_type", "opening", "received", "printed", "spoiled", "adjusted", "closing"],
+               "spoiled": ["spoiled_at", "card_type", "job_id", "batch_id", "reason"],
+               "jobs": ["period", "printed", "failed", "cancelled", "expired", "in_doubt"]}
+
+
+def csv_problems(text: str) -> list[str]:
+    """What csvkit (csvclean, csvstack) would trip on: one header of unique, non-empty names, then rows of its
+    length, no blank line, no second header."""
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows:
+        return ["no header"]
+    header, problems = rows[0], []
+    if len(set(header)) != len(header) or not all(header):
+        problems.append(f"header {header} has an empty or repeated name")
+    for n, row in enumerate(rows[1:], 2):
+        if len(row) != len(header):
+            problems.append(f"row {n} has {len(row)} fields, the header {len(header)}: {row}")
+        elif row == header:
+            problems.append(f"row {n} is a second header")
+    return problems
+
+
+def test_the_strict_check_finds_what_csvkit_trips_on():
+    assert csv_problems("a,b\n1,2\n") == []
+    assert csv_problems("a,b\n1,2\n\nc\n3\n") == ["row 3 has 0 fields, the header 2: []",
+                                                     "row 4 has 1 fields, the header 2: ['c']",
+                                                     "row 5 has 1 fields, the header 2: ['3']"]
+    assert csv_problems("a,a\n1,2\na,a\n") == ["header ['a', 'a'] has an empty or repeated name",
+                                                 "row 3 is a second header"]
+
+
+@pytest.mark.parametrize("period", [("2026-11-03",), ("--month", "2026-11")], ids=["day", "month"])
+@pytest.mark.parametrize("table", ["blanks", "spoiled", "jobs"])
+def test_each_csv_is_one_table_that_csvkit_and_python_read(station, table, period):
+    text = station.run("report", *period, "--csv", "--table", table)
+    assert csv_problems(text) == []
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows[0] == CSV_HEADERS[table] and len(rows) > 1
+    assert station.run("report", *period, "--table", table) == text            # --table alone means CSV
+
+
+def test_the_csv_tables_hold_the_figures(store, station):
     month = month_report(lambda day: daily_report(store.conn, day, JAKARTA), DAYS)
-    parts = report_csv(month, JAKARTA).split("\n\n")
-    blanks, spoiled, outcomes = (list(csv.reader(io.StringIO(part))) for part in parts)
-    assert blanks[0] == ["period", "card_type", "opening", "received", "printed", "spoiled", "adjusted", "closing"]
+    blanks, spoiled, jobs = (list(csv.reader(io.StringIO(report_csv(month, JAKARTA, table))))
+                             for table in ("blanks", "spoiled", "jobs"))
     assert ["2026-11-03", "KTP_EL", "44", "0", "4", "2", "-2", "36"] in blanks
     assert blanks[-2:] == [["2026-11", "KTP_EL", "0", "50", "9", "4", "-2", "35"],
                            ["2026-11", "KIA", "0", "20", "2", "0", "0", "18"]]
     assert spoiled[1] == ["2026-11-02T09:00:00+07:00", "KTP_EL", "j-001", "B-KTP-1", "encode_failed"]
-    assert outcomes[-1] == ["2026-11", "11", "1", "1", "1", "2"]
+    assert jobs[-1] == ["2026-11", "11", "1", "1", "1", "2"]
+    by_default = list(csv.reader(io.StringIO(station.run("report", "--month", "2026-11", "--csv"))))
+    assert by_default[0] == blanks[0] and by_default[-2:] == blanks[-2:]                       # blanks by default
 
 
 def test_a_station_of_one_card_type_shows_only_it(store):

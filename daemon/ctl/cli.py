@@ -117,7 +117,11 @@ def build_parser(texts: Texts) -> argparse.ArgumentParser:
     report.add_argument("date", nargs="?", metavar="DATE", help=p("YYYY-MM-DD, today/hari-ini atau yesterday/kemarin",
                                                                   "YYYY-MM-DD, today/hari-ini or yesterday/kemarin"))
     report.add_argument("--month", metavar="YYYY-MM", help=p("rekap satu bulan, per hari", "a month, day by day"))
-    report.add_argument("--csv", action="store_true", help=p("keluaran CSV", "output CSV"))
+    report.add_argument("--csv", action="store_true", help=p("keluaran CSV: satu tabel (lihat --table)",
+                                                            "output CSV: one table (see --table)"))
+    report.add_argument("--table", choices=("blanks", "spoiled", "jobs"), help=p(
+        "tabel CSV: blanks (stok blangko, bawaan), spoiled (kartu rusak) atau jobs (hasil pekerjaan); berarti --csv",
+        "the CSV table: blanks (the stock, default), spoiled (the spoiled cards) or jobs (job outcomes); implies --csv"))
     report.add_argument("--pdf", metavar="FILE", help=p("tulis juga PDF satu halaman untuk ditandatangani",
                                                         "also write a one-page PDF to sign"))
     command("verify", "periksa rantai audit dan kecocokan stok blangko (dibaca langsung dari basis data)",
@@ -267,6 +271,7 @@ def run_report(args, config, texts: Texts, session: Session, out, err) -> int:
 
     if (args.date is None) == (args.month is None):
         raise UsageError(texts("report_which"))
+    args.csv = args.csv or args.table is not None
     if args.csv and args.json:
         raise UsageError(texts("csv_json"))
     now = datetime.now(timezone.utc)
@@ -284,7 +289,7 @@ def run_report(args, config, texts: Texts, session: Session, out, err) -> int:
     if args.json:
         print_json(data, out)
     elif args.csv:
-        out.write(report_csv(data, config.tz))
+        out.write(report_csv(data, config.tz, args.table or "blanks"))
     else:
         out.write(report_text(texts, data, config.station.id, config.tz, config.station.card_types))
     return EXIT_OK

@@ -126,7 +126,7 @@ def write_report_pdf(path: str, texts: Texts, report: dict[str, Any], station: s
 
     A month's page holds the day-by-day table per card type and the totals; its itemized list of
     spoiled cards is printed when it fits, else the counts by reason stand and the list is in the
-    daily reports (and in ``--csv``).
+    daily reports (and in ``--csv --table spoiled``).
     """
     monthly = "month" in report
     title = texts("title_month" if monthly else "title_daily")
@@ -185,8 +185,8 @@ def _spoiled_list(page: _Page, texts: Texts, report: dict[str, Any], tz: ZoneInf
     height = 5.0
     needed = height * (len(rows) + 1) + SIGNATURE_HEIGHT + 6
     if fit_only and needed > page.room_left():
-        page.line(texts.pick("Rincian per kartu ada di berita acara harian dan di --csv.",
-                             "The card-by-card list is in the daily reports and in --csv."), size=9)
+        page.line(texts.pick("Rincian per kartu ada di berita acara harian dan di --csv --table spoiled.",
+                             "The card-by-card list is in the daily reports and in --csv --table spoiled."), size=9)
         return
     time_width = 24.0 if "month" in report else 16.0
     widths = [9.0, time_width, 18.0, 45.0, 30.0]

@@ -113,29 +113,41 @@ def day_rows(texts: Texts, report: dict[str, Any], card_type: str) -> list[list[
     return rows + [[texts("c_total"), *(str(totals[f]) for f in FIGURES)]]
 
 
-def report_csv(report: dict[str, Any], tz: ZoneInfo) -> str:
-    """Three tables one after the other, each with its header, separated by a blank line: blanks per
-    period and card type (a month adds a total row per card type), the spoiled cards, job outcomes.
-    Column names are fixed English codes, for spreadsheets and scripts alike."""
+CSV_TABLES = ("blanks", "spoiled", "jobs")
+
+
+def report_csv(report: dict[str, Any], tz: ZoneInfo, table: str = "blanks") -> str:
+    """One table of the report as CSV, one header and rows of its length, as csvkit and spreadsheets want:
+    ``blanks`` per period and card type (a month adds a total row per card type), ``spoiled`` the spoiled
+    cards, ``jobs`` the job outcomes per period (a month adds a total row). Column names are fixed English
+    codes, for spreadsheets and scripts alike.
+
+    >>> report_csv({"date": "2026-11-27", "printed": 3, "failed": 0, "cancelled": 1, "expired": 0, "in_doubt": 0,
+    ...             "spoiled_cards": [], "blanks": {}}, ZoneInfo("Asia/Jakarta"), "jobs")
+    'period,printed,failed,cancelled,expired,in_doubt\\n2026-11-27,3,0,1,0,0\\n'
+    """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     days = report["days"] if "month" in report else [report]
-    writer.writerow(["period", "card_type", *FIGURES])
-    for day in days:
-        for card_type, figures in day["blanks"].items():
-            writer.writerow([day["date"], card_type, *(figures[f] for f in FIGURES)])
-    if "month" in report:
-        for card_type, figures in report["totals"]["blanks"].items():
-            writer.writerow([report["month"], card_type, *(figures[f] for f in FIGURES)])
-    writer.writerow([])
-    writer.writerow(["spoiled_at", "card_type", "job_id", "batch_id", "reason"])
-    for card in report["spoiled_cards"]:
-        writer.writerow([local_time(card["at"], tz).isoformat(timespec="seconds"), card["card_type"], card["job_id"],
-                         card["batch_id"] or "", card["reason"] or ""])
-    writer.writerow([])
-    writer.writerow(["period", "printed", *OUTCOMES])
-    for day in days:
-        writer.writerow([day["date"], day["printed"], *(day[o] for o in OUTCOMES)])
-    if "month" in report:
-        writer.writerow([report["month"], report["totals"]["printed"], *(report["totals"][o] for o in OUTCOMES)])
+    if table == "blanks":
+        writer.writerow(["period", "card_type", *FIGURES])
+        for day in days:
+            for card_type, figures in day["blanks"].items():
+                writer.writerow([day["date"], card_type, *(figures[f] for f in FIGURES)])
+        if "month" in report:
+            for card_type, figures in report["totals"]["blanks"].items():
+                writer.writerow([report["month"], card_type, *(figures[f] for f in FIGURES)])
+    elif table == "spoiled":
+        writer.writerow(["spoiled_at", "card_type", "job_id", "batch_id", "reason"])
+        for card in report["spoiled_cards"]:
+            writer.writerow([local_time(card["at"], tz).isoformat(timespec="seconds"), card["card_type"],
+                             card["job_id"] or "", card["batch_id"] or "", card["reason"] or ""])
+    elif table == "jobs":
+        writer.writerow(["period", "printed", *OUTCOMES])
+        for day in days:
+            writer.writerow([day["date"], day["printed"], *(day[o] for o in OUTCOMES)])
+        if "month" in report:
+            writer.writerow([report["month"], report["totals"]["printed"], *(report["totals"][o] for o in OUTCOMES)])
+    else:
+        raise ValueError(f"no CSV table {table!r}: one of {', '.join(CSV_TABLES)}")
     return out.getvalue()
