@@ -192,3 +192,27 @@ def test_the_monthly_pdf_is_one_page_with_every_day_and_the_totals(station, tmp_
     assert "card jam 1 0" in text and "Jobs: 1 failed, 1 expired, 1 cancelled, 2 went in doubt" in text
     assert "Operator (Petugas)" in text and "Acknowledged by (Mengetahui)" in text
     assert len(pdf_pages(pdf, tmp_path)) == 1
+
+
+@pytest.mark.skipif(not shutil.which("pdffonts"), reason="poppler-utils (pdffonts) is not installed")
+@pytest.mark.parametrize("period", [("2026-11-03",), ("--month", "2026-11")], ids=["day", "month"])
+def test_the_pdf_embeds_every_font_it_uses(station, tmp_path, period):
+    pdf = tmp_path / "report.pdf"
+    station.run("report", *period, "--pdf", str(pdf), lang="id")
+    listing = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout.splitlines()
+    fonts = [line.split() for line in listing[2:] if line.strip()]       # after the header and its rule
+    assert fonts, listing
+    # name type... encoding emb sub uni object-number generation: "emb" is the fifth field from the right.
+    assert [(font[0], font[-5]) for font in fonts if font[-5] != "yes"] == []
+    assert all("DejaVuSans" in font[0] for font in fonts)
+
+
+def test_a_missing_font_is_a_clear_usage_error(station, tmp_path, monkeypatch):
+    from kartud.ctl import report_pdf
+
+    monkeypatch.setattr(report_pdf, "FONT_DIR", str(tmp_path))
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["--config", str(station.dir / "kartud.toml"), "--lang", "en", "report", "2026-11-03", "--pdf",
+                   str(tmp_path / "r.pdf")], out=out, err=err, environ={})
+    assert status == 2 and "apt-get install fonts-dejavu-core" in err.getvalue()
+    assert not (tmp_path / "r.pdf").exists()

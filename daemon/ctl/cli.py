@@ -300,8 +300,8 @@ def write_pdf(path: str, texts: Texts, data, config, now: datetime, err) -> None
 
     try:
         pages = write_report_pdf(path, texts, data, config.station.id, config.tz, config.station.card_types, now)
-    except PdfMissing:
-        raise UsageError(texts("pdf_missing")) from None
+    except PdfMissing as missing:
+        raise UsageError(texts(missing.key, **missing.fields)) from None
     except OSError as exc:
         raise UsageError(texts("file_unwritable", path=path, detail=exc.strerror or exc)) from None
     print(texts("pdf_written", path=path, pages=pages), file=err)

@@ -1,12 +1,15 @@
 """The blank report as a one-page A4 PDF to print, sign ("Petugas" / "Mengetahui") and hand in.
 
-Written with fpdf2 (imported only when a PDF is asked for): it measures text in the PDF core fonts,
-so columns line up and nothing overflows, which hand-written PDF operators would have to redo with
-copied font metrics. The core fonts need no font file on the box.
+Written with fpdf2 (imported only when a PDF is asked for): it measures text in the font it sets, so
+columns line up and nothing overflows, which hand-written PDF operators would have to redo with
+copied font metrics. The font is DejaVu Sans from Debian's fonts-dejavu-core (scripts/install and
+scripts/bootstrap install it), embedded as a subset, so the file shows the same in any viewer and
+years later (PDF/A asks for every font embedded; the core fonts would be the viewer's own).
 """
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,14 +23,23 @@ MARGIN = 15.0                   # mm on every side
 WIDTH = 210.0 - 2 * MARGIN      # A4 portrait
 SIGNATURE_HEIGHT = 48.0         # place and date, two titles, room to sign, names, ids
 FOOTER_HEIGHT = 8.0
+FONT_DIR = "/usr/share/fonts/truetype/dejavu"            # Debian's fonts-dejavu-core
+# fonts-dejavu-core has no oblique: the few italic lines are set upright.
+FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
+FONT = "DejaVuSans"
 
 
 class PdfMissing(Exception):
-    """fpdf2 is not installed."""
+    """fpdf2 or the font is not installed: ``key`` and ``fields`` are the message in words.py."""
+
+    def __init__(self, key: str = "pdf_missing", **fields: str):
+        super().__init__(key)
+        self.key, self.fields = key, fields
 
 
 def _latin1(text: str) -> str:
-    # The PDF core fonts are Latin-1; station ids, job ids and our own words all are, this is a safety net.
+    # Station ids, job ids and our own words are Latin-1, which DejaVu Sans covers: a safety net, so that a
+    # character the font lacks is a "?" and never an empty box.
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
@@ -37,9 +49,14 @@ class _Page:
     def __init__(self, title: str):
         try:
             from fpdf import FPDF
-        except ImportError as exc:
-            raise PdfMissing(str(exc)) from None
+        except ImportError:
+            raise PdfMissing() from None
         pdf = FPDF(orientation="P", unit="mm", format="A4")
+        for style, name in FONT_FILES.items():
+            path = os.path.join(FONT_DIR, name)
+            if not os.path.isfile(path):
+                raise PdfMissing("pdf_font_missing", path=path)
+            pdf.add_font(FONT, style, path)
         pdf.set_margins(MARGIN, MARGIN, MARGIN)
         pdf.set_auto_page_break(True, margin=MARGIN + FOOTER_HEIGHT)
         pdf.set_title(_latin1(title))
@@ -48,7 +65,7 @@ class _Page:
         self.pdf = pdf
 
     def line(self, text: str, size: float = 10, style: str = "", align: str = "L", height: float = 5.5) -> None:
-        self.pdf.set_font("Helvetica", style, size)
+        self.pdf.set_font(FONT, style.replace("I", ""), size)
         self.pdf.multi_cell(WIDTH, height, _latin1(text), align=align, new_x="LMARGIN", new_y="NEXT")
 
     def gap(self, mm: float) -> None:
@@ -79,10 +96,10 @@ class _Page:
               fill: bool = False) -> None:
         """One bordered cell; a text too wide for it is set smaller (down to 6 pt), never over the rule."""
         pdf, text = self.pdf, _latin1(text)
-        pdf.set_font("Helvetica", style, size)
+        pdf.set_font(FONT, style, size)
         while size > 6 and pdf.get_string_width(text) > width - 2 * pdf.c_margin:
             size -= 0.5
-            pdf.set_font("Helvetica", style, size)
+            pdf.set_font(FONT, style, size)
         pdf.cell(width, height, text, border=1 if text or fill else "LR", align=align, fill=fill)
 
     def room_left(self) -> float:
@@ -94,7 +111,7 @@ class _Page:
         if self.room_left() < SIGNATURE_HEIGHT:
             pdf.add_page()
         half = WIDTH / 2
-        pdf.set_font("Helvetica", "", 10)
+        pdf.set_font(FONT, "", 10)
         pdf.set_x(MARGIN + half)
         pdf.cell(half, 6, _latin1(texts("sign_place", date=texts.day(day))), align="C")
         pdf.ln(6)
@@ -110,7 +127,7 @@ class _Page:
         pdf = self.pdf
         pdf.set_auto_page_break(False)
         pdf.set_y(pdf.h - MARGIN - FOOTER_HEIGHT + 2)
-        pdf.set_font("Helvetica", "I", 7)
+        pdf.set_font(FONT, "", 7)
         pdf.cell(WIDTH, 4, _latin1(text), align="C")
 
     def save(self, path: str) -> int:

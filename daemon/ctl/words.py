@@ -44,6 +44,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "refused": ("Ditolak oleh kartud ({code}): {message}", "Refused by kartud ({code}): {message}"),
     "pdf_missing": ("membuat PDF memerlukan paket fpdf2 (pip install 'fpdf2>=2.8,<3')",
                     "writing a PDF needs the fpdf2 package (pip install 'fpdf2>=2.8,<3')"),
+    "pdf_font_missing": ("membuat PDF memerlukan font {path} (apt-get install fonts-dejavu-core)",
+                         "writing a PDF needs the font {path} (apt-get install fonts-dejavu-core)"),
     "pdf_written": ("PDF ditulis ke {path} ({pages} halaman).", "PDF written to {path} ({pages} page(s))."),
     "file_unwritable": ("tidak dapat menulis {path}: {detail}", "cannot write {path}: {detail}"),
     "bad_date": ("tanggal harus YYYY-MM-DD, 'today' atau 'yesterday', bukan {value!r}",
