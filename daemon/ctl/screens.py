@@ -67,7 +67,11 @@ def status_screen(texts: Texts, doc: dict[str, Any], tz: ZoneInfo, low_threshold
         rows.append((texts("l_encoder"), texts("connected") + (f" ({encoder['reader']})" if encoder.get("reader")
                                                                 else "") if encoder.get("connected")
                      else texts("disconnected")))
+        rows.append((texts("l_office"), _link_words(texts, doc["office_link"], tz, today_date)
+                     if doc.get("office_link") else texts("unknown")))
         rows.append((texts("l_faults"), texts("no_faults") if not doc["faults"] else ""))
+    else:
+        rows.append((texts("l_office"), texts("link_unknown")))
     lines += _labelled(rows)
     for fault in doc["faults"]:
         lines.append(f"  ! {fault['code']} ({texts('since', time=_when(texts, fault['since'], tz, today_date))}): "
@@ -95,6 +99,16 @@ def _printer_words(texts: Texts, printer: dict[str, Any]) -> str:
     else:
         detail = texts("cleaning_left", cleaning=cleaning if cleaning is not None else unknown)
     return f"{texts('connected')}; {detail}"
+
+
+def _link_words(texts: Texts, link: dict[str, Any], tz: ZoneInfo, today: str) -> str:
+    """The office link: connected since when, or not and the last error in words."""
+    since = _when(texts, link.get("since"), tz, today)
+    if link.get("connected"):
+        return texts("link_up", broker=link.get("broker", "?"), since=since)
+    if link.get("last_error"):
+        return texts("link_down", since=since, error=link["last_error"])
+    return texts("link_trying", broker=link.get("broker", "?"), since=since)
 
 
 def _doubt_block(texts: Texts, doc: dict[str, Any]) -> list[str]:

@@ -24,6 +24,7 @@ class Live:
     faults: dict[str, datetime] = field(default_factory=dict)           # code -> since
     printer: dict[str, Any] = field(default_factory=lambda: {"connected": None})
     encoder: dict[str, Any] = field(default_factory=dict)
+    office_link: dict[str, Any] | None = None     # connected, since, last_error (the MQTT link's own view)
 
 
 # A stopped daemon decides nothing and has no devices; whether its printer is there is unknown.
@@ -70,4 +71,6 @@ def state_document(config, ledger: LedgerFacts, now: datetime, paused_reason: st
     })
     if live is not None:
         document["encoder"] = live.encoder
+        if live.office_link is not None:
+            document["office_link"] = live.office_link      # extension: the broker link, in words
     return document

@@ -142,7 +142,7 @@ class Daemon:
         if self._printer_status is not None and self._printer_status.card_inside:
             await self._reject_leftover_card()
         await self.intake.recover()     # before any request: the marks of messages the last run died holding
-        self.mqtt = MqttLink(self.config, loop, self._requests.put_nowait, self._on_mqtt_connected)
+        self.mqtt = MqttLink(self.config, loop, self._requests.put_nowait, self._on_mqtt_connected, self.clock.now)
         for view in recovered:          # events too (contract 1.1), ahead of any answer; paho queues them
             self.job_changed(view)
         self.mqtt.start()
@@ -259,7 +259,8 @@ class Daemon:
         facts, ledger = await self._facts()
         decision = decide(facts)
         live = Live(mode=decision.mode, reason=decision.reason, next_print_at=decision.next_print_at,
-                    faults=self.faults, printer=self._printer_info, encoder=self._encoder_info)
+                    faults=self.faults, printer=self._printer_info, encoder=self._encoder_info,
+                    office_link=self.mqtt.link.status(self.tz) if self.mqtt is not None else None)
         return state_document(self.config, ledger, facts.now, self.paused_reason, live)
 
     def job_changed(self, view: dict[str, Any]) -> None:
@@ -307,7 +308,7 @@ class Daemon:
         self.raise_fault(fault.code, str(fault))
 
     def _on_mqtt_connected(self) -> None:
-        # After every (re)connect the office gets a fresh state at once.
+        # After every (re)connect the office gets a fresh state at once; a lost link changes the lamp.
         self._state_dirty.set()
 
     async def _publish_state(self) -> None:

@@ -21,5 +21,7 @@ MSG_INTERNAL_ERROR = "62494922ebfc44bba22915462086604b"     # a bug: kartud stop
 MSG_UNHEALTHY = "23ead0176bc34afc95a41d3311817e7d"          # the watchdog is not fed: loop, store or device stuck
 MSG_GAVE_UP = "b514fbb68a004d899300e8ef73b9f98c"            # systemd stopped restarting kartud; the lamp says so
 MSG_REQUEST_QUARANTINED = "932c4a8b5688408e847535f3163e2499"  # a request met a defect (or died twice): set aside
+MSG_LINK_DOWN = "ce6bbbfbed27494abccd4b0b94e6b5f8"          # the office's broker cannot be reached (or refused us)
+MSG_LINK_UP = "2980bde107a444c290b157f8484c8faa"            # the office link is back after a failure
 
 ALL = {name: value for name, value in globals().items() if name.startswith("MSG_")}

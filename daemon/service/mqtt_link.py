@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
@@ -16,6 +18,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..rules.wire import json_bytes
+from ..service.office_link import OfficeLink, error_words, lost_words, refusal_words
 
 log = logging.getLogger("kartud.mqtt")
 MAX_TRACKED = 100_000     # publishes awaiting their PUBACK whose topic is kept, to name it if the broker refuses
@@ -48,12 +51,14 @@ class MqttLink:
     """
 
     def __init__(self, config, loop: asyncio.AbstractEventLoop, on_request: Callable[[IncomingRequest], None],
-                 on_connected: Callable[[], None]):
+                 on_connected: Callable[[], None], now: Callable[[], datetime] | None = None):
         self.config = config
         self.loop = loop
         self.root = config.root
         self.on_request = on_request
-        self.on_connected = on_connected
+        self.on_connected = on_connected     # called when the link comes up and when it goes down
+        self.link = OfficeLink(f"{config.mqtt.host}:{config.mqtt.port}",
+                               now or (lambda: datetime.now(timezone.utc)))
         self.connected = False
         self.stopping = False
         self._awaiting_puback: dict[int, str] = {}    # mid → topic, written by the loop, read by paho's thread
@@ -77,6 +82,7 @@ class MqttLink:
             client.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert or None, keyfile=cfg.tls_key or None)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_socket_open = self._on_socket_open
@@ -121,9 +127,8 @@ class MqttLink:
             pass
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.warning("the broker at %s:%s refused the connection: %s", self.config.mqtt.host,
-                        self.config.mqtt.port, reason_code)
+        if reason_code.is_failure:      # logged by the office link, once per change
+            self.loop.call_soon_threadsafe(self._link_down, refusal_words(reason_code, self.link.where))
             return
         # Retain As Published: a live subscriber would otherwise see retain=0 and miss a retained request.
         client.subscribe(f"{self.root}/request/#", options=SubscribeOptions(qos=1, retainAsPublished=True))
@@ -131,6 +136,12 @@ class MqttLink:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.loop.call_soon_threadsafe(self._disconnected, str(reason_code))
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho calls this inside its ``except OSError``: the exception is still at hand on this thread.
+        exc = sys.exc_info()[1]
+        words = error_words(exc, self.link.where) if exc else f"cannot connect to {self.link.where}"
+        self.loop.call_soon_threadsafe(self._link_down, words)
 
     def _on_message(self, client, userdata, message) -> None:
         try:
@@ -170,6 +181,7 @@ class MqttLink:
 
     def _connected(self, session_present: bool) -> None:
         self.connected = True
+        self.link.up()
         log.info("connected to the broker at %s:%s (session %s)", self.config.mqtt.host, self.config.mqtt.port,
                  "resumed" if session_present else "new")
         self.publish("availability", "online", retain=True)
@@ -177,8 +189,13 @@ class MqttLink:
 
     def _disconnected(self, reason: str) -> None:
         if self.connected and not self.stopping:
-            log.warning("lost the broker (%s); printing goes on, reconnecting", reason)
+            self.connected = False
+            self._link_down(lost_words(reason, self.link.where))
         self.connected = False
+
+    def _link_down(self, words: str) -> None:
+        if not self.stopping and self.link.down(words):
+            self.on_connected()
 
     def publish(self, suffix: str, payload: Any, retain: bool = False, topic: str | None = None,
                 correlation_data: bytes | None = None) -> bool:
