@@ -275,3 +275,41 @@ def test_indicator_settings_survive_a_broken_config(tmp_path):
     broken.write_text("[indicator\n")
     assert indicator_settings(str(broken)).led_pin == 17
     assert indicator_settings(str(tmp_path / "missing.toml")).backend == "gpio"
+
+
+# -- the office link -------------------------------------------------------------------------------
+
+LINK_DOWN_DOC = {"mode": "idle", "reason": "queue_empty", "faults": [],
+                 "office_link": {"connected": False, "since": "2026-01-05T09:00:00+07:00",
+                                 "last_error": "connection refused at 10.0.0.5:8883"}}
+
+
+def test_office_link_down_has_its_own_pattern_and_no_beeping(box, timer):
+    box.annunciator.update_from_state(LINK_DOWN_DOC)
+    timer.advance(4.5)
+    assert box.lamp.pattern == station.LINK_DOWN
+    assert states(box.led) == [False, True, False, True, False, True]       # 1.75 on, 0.25 off, twice
+    assert durations(box.led)[1:] == [0.0, 1.75, 0.25, 1.75, 0.25]
+    assert states(box.buzzer) == [False]
+    assert len({READY, WAITING, PRINTING, STOPPED, station.LINK_DOWN, *map(fault_pattern, range(1, 10))}) == 14
+
+
+@pytest.mark.parametrize("mode, reason, faults, expected", [
+    ("printing", None, ["cover_open"], fault_pattern(3)),           # a printer fault keeps priority
+    ("fault", "printer_fault", [], fault_pattern(9)),
+    ("stopped", "kartud_stopped", ["kartud_stopped"], STOPPED),
+    ("printing", None, [], station.LINK_DOWN),
+    ("idle", "queue_empty", [], station.LINK_DOWN),
+])
+def test_a_fault_is_not_hidden_by_the_office_link(mode, reason, faults, expected):
+    assert lamp_pattern(mode, reason, faults, link_down=True) == expected
+
+
+@pytest.mark.parametrize("link, expected", [
+    (None, READY),                                                   # kartud without the extension
+    ({"connected": True, "since": "x", "last_error": "no answer from b:1883"}, READY),  # back up
+    ({"connected": False, "since": "x", "last_error": None}, READY),  # the first attempt has not answered yet
+])
+def test_the_lamp_reads_the_office_link_of_the_state_document(box, link, expected):
+    box.annunciator.update_from_state({**LINK_DOWN_DOC, "office_link": link})
+    assert box.lamp.pattern == expected

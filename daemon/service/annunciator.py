@@ -20,6 +20,8 @@ READY = Pattern.steady("steady: ready")
 WAITING = Pattern.blink("slow blink: waiting", 1.0, 1.0)
 PRINTING = Pattern.blink("short pulses: printing", 0.125, 0.875)
 STOPPED = Pattern.blink("fast blink: kartud has stopped", 0.125, 0.125)
+# Mostly on, dark for a moment: the box works but hears nothing from the office (no new jobs come).
+LINK_DOWN = Pattern.blink("long on, short off: office link down", 1.75, 0.25)
 BEEPING = Pattern.count("two beeps every 5 s", 2, 0.25, 0.25, pause=4.0)
 
 FAULT_BLINK = (0.25, 0.25)      # on, off: fast enough to tell from the slow blink, slow enough to count
@@ -55,8 +57,9 @@ def faults_needing_a_person(faults: Iterable[str]) -> frozenset[str]:
     return frozenset(f for f in faults if f not in SELF_CLEARING)
 
 
-def lamp_pattern(mode: str, reason: str | None, faults: Iterable[str]) -> Pattern:
-    """The lamp's pattern for a state document's ``mode``, ``reason`` and active fault codes."""
+def lamp_pattern(mode: str, reason: str | None, faults: Iterable[str], link_down: bool = False) -> Pattern:
+    """The lamp's pattern for a state document's ``mode``, ``reason`` and active fault codes, and whether the
+    office link is down. A fault keeps priority over the link: the printer's trouble is the room's to fix."""
     calling = faults_needing_a_person(faults)
     if STOPPED_FAULT in calling:
         return STOPPED
@@ -64,6 +67,8 @@ def lamp_pattern(mode: str, reason: str | None, faults: Iterable[str]) -> Patter
         return fault_pattern(min(FAULT_BLINKS.get(code, OTHER_FAULT_BLINKS) for code in calling))
     if mode == "fault":
         return fault_pattern(OTHER_FAULT_BLINKS)
+    if link_down:
+        return LINK_DOWN
     if mode == "printing":
         return PRINTING
     if mode == "idle" and reason != "in_doubt_jobs":
@@ -85,16 +90,19 @@ class Annunciator:
         self.active: frozenset[str] = frozenset()
         self.acknowledged: frozenset[str] = frozenset()
 
-    def update(self, mode: str, reason: str | None, faults: Iterable[str]) -> None:
+    def update(self, mode: str, reason: str | None, faults: Iterable[str], link_down: bool = False) -> None:
         faults = tuple(faults)
         self.active = faults_needing_a_person(faults)
         self.acknowledged &= self.active
-        self.indicator.show(lamp_pattern(mode, reason, faults))
+        self.indicator.show(lamp_pattern(mode, reason, faults, link_down))
         self.indicator.sound(BEEPING if self.active - self.acknowledged else OFF)
 
     def update_from_state(self, document: dict) -> None:
-        """:meth:`update` from the contract's state document."""
-        self.update(document["mode"], document["reason"], (f["code"] for f in document["faults"]))
+        """:meth:`update` from the contract's state document (its ``office_link`` extension included)."""
+        link = document.get("office_link") or {}
+        # Down once an attempt failed: not in the first moments before the first answer.
+        link_down = link.get("connected") is False and link.get("last_error") is not None
+        self.update(document["mode"], document["reason"], (f["code"] for f in document["faults"]), link_down)
 
     def acknowledge(self) -> None:
         """The button: silence the buzzer for every fault active now."""
