@@ -80,11 +80,15 @@ def test_the_log_hears_of_a_failure_once_per_change(caplog):
 
 # -- a real daemon, a real mosquitto -----------------------------------------------------------------
 
-def test_a_broker_down_at_start_then_up_then_killed_is_seen_in_words(room, broker):
+def test_a_broker_down_at_start_then_up_then_killed_is_seen_in_words(room, broker, notify_socket):
     broker.kill()                                        # a closed port: nothing listens
     refused = f"connection refused at 127.0.0.1:{broker.port}"
+    room.env["NOTIFY_SOCKET"] = notify_socket.path
     room.start(wait_online=False)
     room.wait_log(DOWN + refused)
+    with notify_socket.changed:                          # systemctl status says it too
+        assert notify_socket.changed.wait_for(lambda: any(m.startswith("STATUS=") and m.endswith(
+            f"; office link down: {refused}") for m in notify_socket.messages), 20)
     link = link_of(room)
     assert link["connected"] is False and link["last_error"] == refused
     down_since = link["since"]

@@ -341,6 +341,9 @@ class Daemon:
         blanks = ", ".join(f"{b['in_stock']} {t} blanks" for t, b in doc["blanks"].items())
         line = (f"{doc['mode']}{' (' + doc['reason'] + ')' if doc['reason'] else ''} "
                 f"{doc['today']['printed']}/{doc['today']['limit']} today, {doc['queue']['queued']} queued, {blanks}")
+        link = doc.get("office_link") or {}
+        if link.get("connected") is False and link.get("last_error"):     # systemctl status shows it too
+            line += f"; office link down: {link['last_error']}"
         if line != self._status_line:
             self._status_line = line
             notify(f"STATUS={line}")
