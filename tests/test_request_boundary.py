@@ -17,6 +17,7 @@ from kartud.rules.config import from_dict
 from kartud.service.boundary import fingerprint
 from kartud.service.daemon import Daemon
 from kartud.service.mqtt_link import IncomingRequest
+from kartud.service.office_link import OfficeLink
 
 ROOT = "kartud/s-1"
 PII = "Siti Rahayu binti Slamet"
@@ -28,6 +29,7 @@ class RecordingLink:
     def __init__(self, daemon: Daemon):
         self.daemon = daemon
         self.sent: list[tuple[str, str, object]] = []     # ("answer", topic, body) or ("ack", "", mid)
+        self.link = OfficeLink("broker:1883", daemon.clock.now)   # what the state document reads of the link
 
     def publish(self, suffix, payload, retain=False, topic=None, correlation_data=None) -> bool:
         self.sent.append(("answer", topic, payload))
