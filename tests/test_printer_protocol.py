@@ -97,7 +97,7 @@ def test_values_that_are_not_what_a_read_answers_are_protocol_errors(parse, repl
 
 @pytest.mark.parametrize("reply, position", [("OK", None), ("NO CARD", None), ("CARD", "print"),
                                              ("CONTACTLESS CARD", "contactless"), ("SMART CARD", "smart"),
-                                             ("ERR CARD", "jammed")])
+                                             ("ERR CARD", "inside")])
 def test_card_positions(reply, position):
     assert p.parse_card_position(reply) == position
 

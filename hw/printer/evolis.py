@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from . import Printer, PrinterFault, PrinterStatus
 from . import protocol as p
+from . import replies
 from .knowledge import SETUP_COMMANDS, STATUS_COMMAND
 from .panels import PanelSettings, full_overlay, render_back_black, render_face
 from .transport import Transport, TransportGone
@@ -16,6 +17,9 @@ from .transport import Transport, TransportGone
 log = logging.getLogger("kartud.printer")
 
 SENSOR_THRESHOLD_V = 2.5     # Rse: about 5 V when the feeder holds cards / the cover is closed, 0 V otherwise
+# The status reads not every printer knows (the 2003 guide's Rse knows only c, m, o, p, r): what each one is.
+OPTIONAL_READS = {"Rse;f": "feeder sensor", "Rse;o": "cover sensor", "Rrt;count": "ribbon count read",
+                  "Rlr;r": "cleaning read", "Rlr;h": "output hopper read"}
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class EvolisPrinter(Printer):
         self._lock = threading.RLock()
         self._ready = False
         self._lost_reason: str | None = None
-        self._unsupported: set[str] = set()     # reads this printer answered with ERROR CDE
+        self._unsupported: set[str] = set()     # reads this printer answered ERROR CDE or ERR PARAMETRES
         self._counters: dict[str, int] = {}
 
     # -- the link ---------------------------------------------------------------------------------
@@ -79,6 +83,7 @@ class EvolisPrinter(Printer):
             elif reply != p.OK:
                 log.warning("the printer answered %r to the setup command %s", reply[:40], text)
         self._ready = True
+        self._learn_reads()
         self._read_counters()
         log.info("printer connected over %s: %s, serial %s, firmware %s", self.transport.description,
                  self.model or "?", self.serial or "?", self.firmware or "?")
@@ -128,21 +133,28 @@ class EvolisPrinter(Printer):
 
     def _read(self, name: str, *params: str) -> str:
         what = ";".join((name, *params))
-        reply = self._talk(p.read(name, *params), what, self.settings.reply_timeout_s)
-        if reply == p.UNKNOWN_COMMAND:
-            self._unsupported.add(what)
-        return reply
+        return self._talk(p.read(name, *params), what, self.settings.reply_timeout_s)
 
     def _optional_read(self, name: str, *params: str) -> str | None:
-        """A read some printers may not know: None once the printer answered ERROR CDE to it."""
+        """A read some printers may not know: None once the printer answered ``ERROR CDE`` or
+        ``ERR PARAMETRES`` to it (learnt, and logged, once)."""
         what = ";".join((name, *params))
         if what in self._unsupported:
             return None
         reply = self._read(name, *params)
-        if reply == p.UNKNOWN_COMMAND:
-            log.info("the printer does not know %s; that part of its status is not watched", what)
+        if replies.is_not_known(reply):
+            self._unsupported.add(what)
+            log.info("this printer has no %s (%s answered %s); that part of its status is not watched",
+                     OPTIONAL_READS.get(what, f"{what} read"), what, reply)
             return None
         return reply
+
+    def _learn_reads(self) -> None:
+        """Ask each optional status read once at connect, so a printer without a sensor or a read is known
+        as such from the start (and never reported as disconnected for it)."""
+        for what in OPTIONAL_READS:
+            if what not in self._unsupported:
+                self._optional_read(*what.split(";"))
 
     # -- status -----------------------------------------------------------------------------------
 
@@ -162,8 +174,6 @@ class EvolisPrinter(Printer):
     def _read_status(self) -> PrinterStatus:
         faults: set[str] = set()
         position = p.parse_card_position(self._read("Rlr", "p"))
-        if position == "jammed":
-            faults.add("card_jam")
         for sensor, fault in (("f", "feeder_empty"), ("o", "cover_open")):
             reply = self._optional_read("Rse", sensor)
             if reply is not None and p.parse_volts(reply) < SENSOR_THRESHOLD_V:
@@ -197,6 +207,8 @@ class EvolisPrinter(Printer):
         reply = self._optional_read(command)
         if reply is None:
             return None
+        if p.is_error(reply):       # an error reply instead of the words: the fault it names is seen elsewhere
+            return None
         try:
             return p.StatusWords.parse(reply)
         except p.ProtocolError:
@@ -224,7 +236,7 @@ class EvolisPrinter(Printer):
         with self._lock:
             self._command(frame, what, self.settings.move_timeout_s)
             where = self._card_position()
-            if where != wanted:
+            if where != wanted and where != "inside":     # the 2003 guide's ERR CARD: inside, not where
                 raise PrinterFault("card_jam", f"after {what} the card is at {where or 'no known place'}, "
                                                f"not the {wanted} position")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from . import PrinterFault
+from . import PrinterFault, replies
 
 ESC, SEP, CR, NUL, LF = 0x1B, 0x3B, 0x0D, 0x00, 0x0A
 REPLY_ENDS = bytes([CR, LF, NUL])
@@ -45,18 +45,7 @@ FAULT_REPLIES = {
     "head_cooling": "ERR HEAD TEMP",
     "cleaning_required": "ERR NEED CLEANING",
 }
-# Checked in order: the more specific texts first ("RIBBON END" before "RIBBON").
-ERROR_PATTERNS: tuple[tuple[str, str], ...] = (
-    (r"FEEDER", "feeder_empty"),
-    (r"COVER", "cover_open"),
-    (r"RIBBON\s*END", "ribbon_ended"),
-    (r"RIB(BON)?\s*DETECTION|NO\s*RIBBON|RIBBON", "no_ribbon"),
-    (r"REJECT", "reject_box_full"),
-    (r"HOPPER|EJECT\s*BOX", "hopper_full"),
-    (r"HEAD\s*TEMP|COOLING", "head_cooling"),
-    (r"CLEANING", "cleaning_required"),
-    (r"MECHANICAL|JAM|TIME\s*OUT|ERR\s*CARD|CARD", "card_jam"),
-)
+ERROR_PATTERNS = replies.ERROR_PATTERNS
 
 # Status words (E3 ``evo-printers.h`` masks): word name -> [(mask, fault code)].
 STATUS_WORD_FAULTS = {
@@ -74,8 +63,10 @@ STATUS_CARD_POSITIONS = ((0x08000000, "contactless"), (0x04000000, "smart"), (0x
 STATUS_WORD_NAMES = ("config", "information", "warning", "error")
 
 # ``Rlr;p`` answers, old guide and newer firmware (docs/printer.md).
+# The guide's ``ERR CARD`` says a card is inside, not where (E1 p.34): ``inside``. (A jam is known from
+# the status words or from the error reply to a move.)
 CARD_POSITION_REPLIES = {"OK": None, "NO CARD": None, "CARD": "print", "CONTACTLESS CARD": "contactless",
-                         "SMART CARD": "smart", "ERR CARD": "jammed"}
+                         "SMART CARD": "smart", "ERR CARD": "inside"}
 
 
 class ProtocolError(PrinterFault):
@@ -196,25 +187,22 @@ def decode_reply(raw: bytes, command: str) -> str:
 
 
 def is_error(reply: str) -> bool:
-    return reply.startswith("ERR")
+    """A reply that names a fault, with or without ``ERR`` (``FEEDER EMPTY``): :mod:`.replies`."""
+    return replies.fault_named(reply) is not None
 
 
 def fault_for_error(reply: str) -> str:
-    """The contract fault code for an ``ERR ...`` reply. An error text kartud does not know is treated as
-    mechanical (``card_jam``): the printer stopped a move for a reason only a person can see."""
-    upper = reply.upper()
-    for pattern, code in ERROR_PATTERNS:
-        if re.search(pattern, upper):
-            return code
-    return "card_jam"
+    """The contract fault code for an error reply (:data:`.replies.REPLY_TABLE`); an error text kartud does
+    not know is treated as mechanical (``card_jam``): the printer stopped a move for a reason only a person can see."""
+    return replies.fault_named(reply) or "card_jam"
 
 
 def check_ok(command: str, reply: str) -> None:
-    """Raise for anything but ``OK``: a :class:`PrinterFault` for ``ERR ...``, else :class:`ProtocolError`."""
+    """Raise for anything but ``OK``: a :class:`PrinterFault` for a fault reply, else :class:`ProtocolError`."""
     if reply == OK:
         return
-    if reply == UNKNOWN_COMMAND:
-        raise ProtocolError(f"the printer does not know the command {command} (ERROR CDE)")
+    if replies.is_not_known(reply):
+        raise ProtocolError(f"the printer does not know the command {command} ({reply})")
     if is_error(reply):
         raise PrinterFault(fault_for_error(reply), f"the printer refused {command}: {reply}")
     raise ProtocolError(f"unexpected reply to {command}: {reply[:40]!r}")
@@ -236,7 +224,7 @@ def parse_count(reply: str, command: str) -> int:
 
 
 def parse_card_position(reply: str) -> str | None:
-    """``Rlr;p``: None (no card), ``print``, ``contactless``, ``smart`` or ``jammed``."""
+    """``Rlr;p``: None (no card), ``print``, ``contactless``, ``smart`` or ``inside`` (E1: somewhere inside)."""
     if reply not in CARD_POSITION_REPLIES:
         raise ProtocolError(f"unexpected reply to Rlr;p: {reply[:40]!r}")
     return CARD_POSITION_REPLIES[reply]
