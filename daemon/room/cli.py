@@ -47,6 +47,9 @@ def _add_printer_parser(commands) -> None:
                          help="must match printer.panel_rotation (default: 270)")
     printer.add_argument("--status-command", default=STATUS_COMMAND,
                          help="the status-words read it answers; '' for none (default: Rst)")
+    printer.add_argument("--firmware", default="kartud", metavar="NAME",
+                         help="firmware profile: whose replies it gives (kartud, guide2003, kiosk, dll; "
+                              "docs/printer.md; default: kartud)")
     printer.add_argument("--vpcd", metavar="HOST:PORT", type=_vpcd_address,
                          help="present the chip card parked at the contactless station to pcscd through the vpcd "
                               "virtual reader listening there (Debian's vsmartcard-vpcd: 127.0.0.1:35963), for "
@@ -70,6 +73,7 @@ def run_printer(args) -> int:
     try:
         settings = SimSettings(seconds_per_card=args.seconds_per_card, feeder_cards=args.feeder,
                                chip_cards=not args.no_chip, status_command=args.status_command,
+                               firmware_profile=args.firmware,
                                panels=PanelSettings(width=width, height=height, rotation=args.panel_rotation))
     except ValueError as exc:
         print(f"kartud-sim printer: {exc}", file=sys.stderr)

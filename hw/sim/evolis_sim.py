@@ -13,6 +13,7 @@ from ..printer import protocol as p
 from ..printer.knowledge import STATUS_COMMAND
 from ..printer.panels import PanelSettings, compose_face
 from .card import SimChipCard
+from .firmware import DEFAULT as DEFAULT_FIRMWARE, PROFILES as FIRMWARE_PROFILES
 from .head import HeadSettings, PrintHead
 from .output import CardOutput
 from .sim_faults import FaultsMixin, Refused
@@ -45,6 +46,12 @@ class SimSettings:
     model: str = "Evolis Primacy (kartud simulator)"
     serial: str = "SIM0001"
     firmware: str = "kartud-sim 1.0"
+    firmware_profile: str = DEFAULT_FIRMWARE  # whose replies it gives: hw/sim/firmware.py, docs/printer.md
+
+    def __post_init__(self):
+        if self.firmware_profile not in FIRMWARE_PROFILES:
+            raise ValueError(f"unknown firmware profile {self.firmware_profile!r}; known: "
+                             f"{', '.join(FIRMWARE_PROFILES)}")
 
 
 class EvolisSim(FaultsMixin, ReadsMixin):
@@ -70,6 +77,7 @@ class EvolisSim(FaultsMixin, ReadsMixin):
         self.clock = clock
         self.output = output
         self.settings = settings or SimSettings()
+        self.profile = FIRMWARE_PROFILES[self.settings.firmware_profile]
         self.station_listeners: list = []
         self.connected = True                # False: the cable is out (seen by an in-memory link)
         self.reply_overrides: deque[bytes | None] = deque()  # tests: raw bytes (or None: silence) for next replies
@@ -101,7 +109,7 @@ class EvolisSim(FaultsMixin, ReadsMixin):
                        "Rem": lambda c: f"{self.parameters['Pem'][0]},{self.parameters['Pem'][0]}",
                        "Rr": self._read_ribbon_type, "Rrt": self._read_ribbon, "Rco": self._read_counter,
                        "Rlr": self._read_last_reply, "Rse": self._read_sensor}
-        if self.settings.status_command:
+        if self.settings.status_command and self.profile.status_words:
             self._reads[self.settings.status_command] = lambda c: self.status_words().format()
 
     # -- the wire -------------------------------------------------------------------------------------
@@ -126,6 +134,11 @@ class EvolisSim(FaultsMixin, ReadsMixin):
         return reply.encode("ascii") + b"\r"
 
     def _answer(self, command: p.Command) -> str:
+        return self.profile.reply(self._answer_in_kartuds_words(command))
+
+    def _answer_in_kartuds_words(self, command: p.Command) -> str:
+        if command.name in self.profile.unknown:
+            return p.UNKNOWN_COMMAND
         try:
             if command.name in self._reads:
                 with self._state:

@@ -25,9 +25,13 @@ class ReadsMixin:
 
     def _read_last_reply(self, command: p.Command) -> str:
         what = command.params[0]
+        if what not in self.profile.last_replies:
+            return p.BAD_PARAMETERS
         if what == "p":
-            if self.jammed and self.position is not None:
-                return "ERR CARD"
+            if self.position is not None and (self.profile.card_inside_reply or self.jammed):
+                return self.profile.card_inside_reply or "ERR CARD"     # inside, not where (E1 p.34)
+            if self.position is None and self.profile.card_inside_reply:
+                return "NO CARD"
             return {None: "OK", "print": "CARD", "contactless": "CONTACTLESS CARD"}[self.position]
         if what == "r":
             return "ERR NEED CLEANING" if self.cards_since_cleaning >= self.settings.cleaning_every else "OK"
@@ -36,8 +40,10 @@ class ReadsMixin:
         return p.BAD_PARAMETERS
 
     def _read_sensor(self, command: p.Command) -> str:
+        if command.params[0] not in self.profile.sensors:
+            return p.BAD_PARAMETERS
         volts = {"f": 5.0 if self.feeder > 0 else 0.0, "o": 0.0 if self.cover_open else 5.0,
-                 "b": 0.2, "n": 4.9 if self.feeder <= 10 else 0.5}.get(command.params[0])
+                 "b": 0.2, "n": 4.9 if self.feeder <= 10 else 0.5}.get(command.params[0], 2.5)
         return p.BAD_PARAMETERS if volts is None else f"{volts:.2f}".replace(".", ",") + " Volts"
 
     def status_words(self) -> p.StatusWords:
