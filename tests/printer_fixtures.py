@@ -3,6 +3,7 @@ on a serial line."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -20,11 +21,19 @@ from kartud.hw.printer.evolis import EvolisPrinter, EvolisSettings
 from kartud.hw.printer.transport import MemoryTransport, SerialTransport
 from kartud.hw.printer.usb import UsbTransport
 from kartud.hw.sim.evolis_sim import EvolisSim, SimSettings
+from kartud.hw.sim.firmware import PROFILES as FIRMWARE_PROFILES
 from kartud.hw.sim.output import CardOutput
 from kartud.hw.sim.pty_server import PtyServer
 from kartud.hw.sim.usb_backend import SimUsbBackend
 
 TRANSPORTS = ("serial", "usb")
+FIRMWARES = tuple(FIRMWARE_PROFILES)
+
+
+@pytest.fixture(params=FIRMWARES)
+def firmware(request) -> str:
+    """Each simulator firmware profile in turn (hw/sim/firmware.py): the driver's tests run against each."""
+    return request.param
 
 
 class Link:
@@ -68,11 +77,16 @@ class Link:
 
 
 @contextmanager
-def link(kind: str, directory, clock, sim_settings: SimSettings | None = None, settings: EvolisSettings | None = None):
+def link(kind: str, directory, clock, sim_settings: SimSettings | None = None, settings: EvolisSettings | None = None,
+         firmware: str | None = None):
     """A :class:`Link` of ``kind`` ("serial", "usb" or "memory") over a fresh simulator on ``clock`` (the test's
-    ``manual_clock``: the simulator takes no real time, and stays deterministic) recording to ``directory``."""
+    ``manual_clock``: the simulator takes no real time, and stays deterministic) recording to ``directory``;
+    ``firmware`` picks the simulator's firmware profile."""
     directory = str(directory)
-    sim = EvolisSim(clock, CardOutput(os.path.join(directory, "cards")), sim_settings or SimSettings())
+    sim_settings = sim_settings or SimSettings()
+    if firmware is not None:
+        sim_settings = dataclasses.replace(sim_settings, firmware_profile=firmware)
+    sim = EvolisSim(clock, CardOutput(os.path.join(directory, "cards")), sim_settings)
     joined = Link(kind, sim, directory, settings or EvolisSettings(reply_timeout_s=2.0, move_timeout_s=5.0))
     try:
         yield joined
@@ -196,5 +210,5 @@ def wait_until(predicate, timeout: float = 10.0, what: str = "the condition") ->
         time.sleep(0.02)
 
 
-__all__ = ["TRANSPORTS", "Link", "SerialRoom", "UsbRoom", "SimProcess", "link", "read_cards", "serial_room",
-           "wait_until"]
+__all__ = ["TRANSPORTS", "FIRMWARES", "Link", "SerialRoom", "UsbRoom", "SimProcess", "link", "read_cards", "serial_room",
+           "wait_until", "firmware"]

@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 from kartud.hw.printer import FAULT_CODES, PrinterFault
 from kartud.hw.printer import protocol as p
 from kartud.hw.sim.evolis_sim import EvolisSim, SimSettings
+from kartud.hw.sim.firmware import PROFILES
 
 ESC, CR = b"\x1b", b"\r"
 
@@ -203,10 +204,11 @@ def test_the_simulator_answers_a_whole_card_and_its_state_reads(manual_clock):
     ("head_cooling", "Rst", "80000000;20000000;00200000;00000000"),
     ("card_jam", "Rst", "80000000;20000000;00000000;01000000"),
 ])
-def test_each_injected_fault_shows_in_the_reads_and_refuses_the_feed(fault, read, answer, manual_clock):
-    sim = EvolisSim(manual_clock, None, SimSettings())
+def test_each_injected_fault_shows_in_the_reads_and_refuses_the_feed(fault, read, answer, manual_clock, firmware):
+    sim = EvolisSim(manual_clock, None, SimSettings(firmware_profile=firmware))
     sim.inject(fault)
-    assert sim.feed(p.raw_command(read)) == answer.encode() + b"\r"
+    if PROFILES[firmware].status_shows(fault):                  # else that firmware has no such read
+        assert sim.feed(p.raw_command(read)) == PROFILES[firmware].reply(answer).encode() + b"\r"
     assert p.fault_for_error(sim.feed(p.insert_contactless()).decode().strip()) == fault
     sim.clear(fault)
     assert sim.feed(p.insert_contactless()) == b"OK\r"

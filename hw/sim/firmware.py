@@ -28,6 +28,19 @@ class Firmware:
     bare_faults: bool = False            # fault replies without the ERR prefix
     status_words: bool = True            # answers the status-words read
 
+    def status_shows(self, fault: str) -> bool:
+        """Whether a status poll of a printer with this firmware can see ``fault`` (else only a move's
+        error reply tells)."""
+        if self.status_words:
+            return True
+        return {"feeder_empty": "f" in self.sensors, "cover_open": "o" in self.sensors,
+                "no_ribbon": "Rrt" not in self.unknown, "ribbon_ended": "Rrt" not in self.unknown,
+                "hopper_full": "h" in self.last_replies, "cleaning_required": "r" in self.last_replies}.get(fault, False)
+
+    def position_seen(self, position: str | None) -> str | None:
+        """The card position the driver reads from ``Rlr;p`` for a card at ``position``."""
+        return "inside" if self.card_inside_reply and position is not None else position
+
     def reply(self, text: str) -> str:
         """The profile's wording of a reply the simulator composed in kartud's words."""
         if self.bare_faults and text.startswith("ERR ") and replies.fault_named(text[4:]) is not None:
