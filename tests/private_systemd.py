@@ -117,6 +117,18 @@ def why_not() -> str | None:
     return None
 
 
+# The simulated devices a kartud.toml inside the private systemd uses: the sections every such config shares.
+SIMULATED_BOX = """[printer]
+transport = "sim"
+[printer.sim]
+output_dir = "/var/lib/kartud/cards"
+[encoder]
+backend = "sim"
+[indicator]
+backend = "mock"
+"""
+
+
 class PrivateSystemd:
     """systemd as PID 1 of new pid/mount/net/uts/ipc/cgroup namespaces, with the given units only.
 

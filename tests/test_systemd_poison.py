@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from kartud.rules.signing import public_key_base64
-from private_systemd import PrivateSystemd, why_not
+from private_systemd import SIMULATED_BOX, PrivateSystemd, why_not
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(why_not() is not None, reason=f"a private systemd cannot run here: {why_not()}")
@@ -46,15 +46,7 @@ signing = "required"
 trusted_keys = ["{key}"]
 [store]
 path = "/var/lib/kartud/kartud.db"
-[printer]
-transport = "sim"
-[printer.sim]
-output_dir = "/var/lib/kartud/cards"
-[encoder]
-backend = "sim"
-[indicator]
-backend = "mock"
-"""
+""" + SIMULATED_BOX          # no braces in it: safe under .format()
 
 # The office, run inside the namespaces (their network holds the broker): each poison, then a signed request.
 OFFICE = textwrap.dedent(r'''

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from private_systemd import PrivateSystemd, why_not
+from private_systemd import SIMULATED_BOX, PrivateSystemd, why_not
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(why_not() is not None, reason=f"a private systemd cannot run here: {why_not()}")
@@ -26,15 +26,7 @@ CONFIG = """[station]
 id = "test-01"
 [store]
 path = "{store}"
-[printer]
-transport = "sim"
-[printer.sim]
-output_dir = "/var/lib/kartud/cards"
-[encoder]
-backend = "sim"
-[indicator]
-backend = "mock"
-"""
+""" + SIMULATED_BOX          # no braces in it: safe under .format()
 GOOD_CONFIG = CONFIG.format(store="/var/lib/kartud/kartud.db")
 STATE = ("ActiveState", "SubState", "MainPID", "NRestarts", "Result", "ExecMainStatus")
 
