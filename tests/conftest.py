@@ -19,5 +19,5 @@ pytest_plugins = [
     "pcsc_fixtures",       # pcscd_session, pcscd, pcsc_room
     "control_fixtures",    # served
     "tls_fixtures",        # ca, tls_broker
-    "power_cut_fixtures",  # power_cut_disk
+    "power_cut_fixtures",  # power_cut_disk, power_cut_room
 ]

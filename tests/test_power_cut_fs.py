@@ -238,3 +238,14 @@ def test_sqlite_keeps_every_acknowledged_commit_and_its_integrity_through_cuts(d
             assert conn.execute("SELECT MAX(n) FROM t").fetchone()[0] >= acknowledged
         finally:
             conn.close()
+
+
+def test_the_key_file_kartud_make_key_writes_survives_a_cut_at_once(disk):
+    from kartud.ledger.station_key import make_key
+
+    key = f"{disk.mountpoint}/nik.key"
+    make_key(key, f"{disk.mountpoint}/kartud.db")            # an fsynced temporary, hard-linked, dir fsynced
+    written = read(key)
+    disk.power_cut()
+    assert read(key) == written and len(written) == 65
+    assert sorted(os.listdir(disk.mountpoint)) == ["nik.key", "old"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -32,37 +31,7 @@ from functools import wraps
 import mfusepy
 from mfusepy import FUSE, FuseOSError, Operations
 
-
-class Node:
-    """One file or directory: its live state and its durable state."""
-
-    def __init__(self, is_dir: bool, mode: int, content: bytes = b""):
-        self.is_dir = is_dir
-        self.mode = mode
-        self.uid, self.gid = os.getuid(), os.getgid()
-        self.atime = self.mtime = self.ctime = time.time()
-        self.data = bytearray(content)         # files: what readers see now
-        self.synced = bytearray(content)       # files: what a cut leaves
-        self.dirty: list[tuple[int, int]] = []  # byte ranges written since the last fsync
-        self.entries: dict[str, Node] = {}     # directories: live names
-        self.durable: dict[str, Node] = {}     # directories: names a cut leaves
-        self.backing: set[str] = set()         # where in the backing dir this node's durable state is laid out
-
-
-def load(path: str) -> Node:
-    """The durable tree the backing directory holds, as nodes whose live state equals their durable state."""
-    info = os.lstat(path)
-    if stat.S_ISDIR(info.st_mode):
-        node = Node(True, info.st_mode)
-        for name in os.listdir(path):
-            node.entries[name] = load(os.path.join(path, name))
-        node.durable = dict(node.entries)
-    else:
-        with open(path, "rb") as handle:
-            node = Node(False, info.st_mode, handle.read())
-    node.backing.add(path)
-    node.mtime = info.st_mtime
-    return node
+from .power_cut_tree import Node, lay, load, unlay
 
 
 def serialized(method):
@@ -274,6 +243,15 @@ class PowerCutOperations(Operations):
         return 0
 
     @serialized
+    def link(self, target, source):
+        node = self.node(source)                       # make_key links its fsynced temporary into place
+        directory, name = self.parent(target)
+        if name in directory.entries:
+            raise FuseOSError(errno.EEXIST)
+        directory.entries[name] = node
+        return 0
+
+    @serialized
     def rmdir(self, path):
         directory, name = self.parent(path)
         node = directory.entries.get(name)
@@ -334,30 +312,6 @@ class PowerCutOperations(Operations):
     @serialized
     def destroy(self, path):
         self.sync_all(self.root)                    # an orderly unmount writes everything, as a shutdown does
-
-
-def lay(node: Node, path: str) -> None:
-    """Write a node's durable state at ``path`` in the backing directory."""
-    node.backing.add(path)
-    if node.is_dir:
-        os.makedirs(path, exist_ok=True)
-        for name, child in node.durable.items():
-            lay(child, os.path.join(path, name))
-    else:
-        with open(path, "wb") as handle:
-            handle.write(node.synced)
-        os.chmod(path, node.mode & 0o7777)
-
-
-def unlay(node: Node, path: str) -> None:
-    """Take a node's durable state away from ``path`` in the backing directory."""
-    node.backing.discard(path)
-    if node.is_dir:
-        for name, child in node.durable.items():
-            unlay(child, os.path.join(path, name))
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.unlink(path)
 
 
 class HandleKeepingFUSE(FUSE):

@@ -1,0 +1,48 @@
+"""A print room whose disk loses power: the daemon's files on a power-cut filesystem, the printer its own process.
+
+The daemon's ledger, its personal-data file and the station's key file live on a
+:class:`~kartud.room.power_cut_fs.PowerCutFilesystem`; the simulator's record of what physically left
+the printer (``cards/``) stays on the real disk, as the printed cards stay in the hopper. A
+:meth:`PowerCutRoom.cut` is a power cut of the whole box: the daemon and the printer process die
+together (SIGKILL), the disk forgets what was not fsynced, and the printer comes back empty-handed
+(a card inside it at the cut was never recorded as leaving: a person finds it in the printer).
+"""
+
+from __future__ import annotations
+
+import os
+
+from pcsc_fixtures import PcscRoom
+
+from kartud.ledger.station_key import make_key
+from kartud.room.power_cut_fs import PowerCutFilesystem
+
+
+class PowerCutRoom(PcscRoom):
+    """A :class:`PcscRoom` (printer over a pty, chip through pcscd) whose store is on ``disk``."""
+
+    def __init__(self, directory, broker, pcscd, disk: PowerCutFilesystem):
+        super().__init__(directory, broker, pcscd)
+        self.disk = disk
+        key = os.path.join(disk.mountpoint, "nik.key")
+        make_key(key, self.db_path)                          # as `kartud make-key` does on a box: fsynced
+        self.overrides.update({"store.path": f'"{self.db_path}"', "store.key_file": f'"{key}"'})
+        self.cuts = 0
+
+    @property
+    def db_path(self) -> str:
+        return os.path.join(self.disk.mountpoint, "kartud.db")
+
+    def cut(self) -> None:
+        """Power off and on: SIGKILL the daemon and the printer, drop the unsynced, restart the printer (not the
+        daemon: the caller starts it, as it likes)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+        if self.sim is not None and self.sim.process.poll() is None:
+            self.sim.process.kill()
+        for process in (self.process, self.sim.process if self.sim else None):
+            if process is not None:
+                process.wait(10)
+        self.disk.power_cut()
+        self.cuts += 1
+        self.start_printer()
