@@ -146,6 +146,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         # Extensions (documented in docs/configuration.md): reconnect backoff bounds.
         "reconnect_min_s": Key(float, 1.0, _range(0.05, 30.0)),
         "reconnect_max_s": Key(float, 30.0, _range(0.1, 30.0)),
+        # Contract 1.1: the MQTT version; extension: how long a CONNECT may go unanswered.
+        "protocol": Key(str, "auto", _one_of("auto", "5", "3.1.1")),
+        "connack_timeout_s": Key(float, 10.0, _range(0.5, 300.0)),
     },
     "control": {
         "socket": Key(str, "/run/kartud/control.sock", lambda v: None if os.path.isabs(v) else "must be an absolute path"),

@@ -1,4 +1,4 @@
-"""The MQTT adapter: a paho v5 client with a persistent session, manual PUBACK, Last Will, and endless reconnects."""
+"""The MQTT adapter: a paho client (MQTT 5, or 3.1.1) with a persistent session, manual PUBACK, Last Will, endless reconnects."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..rules.wire import json_bytes
+from ..service.broker_protocol import MQTT5, UNSUPPORTED_VERSION, ProtocolChoice
 from ..service.office_link import OfficeLink, error_words, lost_words, refusal_words
 
 log = logging.getLogger("kartud.mqtt")
@@ -57,19 +58,30 @@ class MqttLink:
         self.root = config.root
         self.on_request = on_request
         self.on_connected = on_connected     # called when the link comes up and when it goes down
-        self.link = OfficeLink(f"{config.mqtt.host}:{config.mqtt.port}",
-                               now or (lambda: datetime.now(timezone.utc)))
+        where = f"{config.mqtt.host}:{config.mqtt.port}"
+        self.protocol = ProtocolChoice(config.mqtt.protocol, where, config.mqtt.connack_timeout_s)
+        self.link = OfficeLink(where, now or (lambda: datetime.now(timezone.utc)), self.protocol.status)
         self.connected = False
         self.stopping = False
         self._awaiting_puback: dict[int, str] = {}    # mid → topic, written by the loop, read by paho's thread
         self._refused_early: dict[int, Any] = {}
         self._puback_lock = threading.Lock()
+        # Until auto has settled on a version, publishes wait here, not in a paho client that may be replaced.
+        self._held: list[tuple[str, Any, bool, bytes | None]] = []
+        self._attempt = 0                   # connection attempts (sockets opened) of the current client
+        self._awaiting_connack = False      # the current attempt's CONNECT is not answered yet
+        self._connack_timer: asyncio.TimerHandle | None = None
+        self._switcher: threading.Thread | None = None     # replaces a client whose version the broker refused
         self.client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
         cfg = self.config.mqtt
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
+        if self.protocol.current == MQTT5:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
+                                 protocol=mqtt.MQTTv5, manual_ack=True)
+        else:       # 3.1.1 has no session expiry: the broker keeps a clean_session=False session as it sees fit
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
+                                 protocol=mqtt.MQTTv311, clean_session=False, manual_ack=True)
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
         client.will_set(f"{self.root}/availability", "offline", qos=1, retain=True)
         if cfg.username:
@@ -90,23 +102,33 @@ class MqttLink:
 
     def start(self) -> None:
         """Connect in the background and keep reconnecting for ever."""
+        self._start_client(self.client)
+
+    def _start_client(self, client: mqtt.Client) -> None:
         cfg = self.config.mqtt
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = cfg.session_expiry_s
-        self.client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=False,
-                                  properties=properties)
-        self.client.loop_start()
-        self._network_thread = getattr(self.client, "_thread", None)
+        if self.protocol.current == MQTT5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = cfg.session_expiry_s
+            client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=False,
+                                 properties=properties)
+        else:
+            client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+        client.loop_start()
+        self._network_thread = getattr(client, "_thread", None)
 
     def network_alive(self) -> bool:
         """Whether paho's network thread still runs: an exception in one of its callbacks ends it, and then
         nothing is received or sent again (the health watchdog asks this)."""
+        if self._switcher is not None and self._switcher.is_alive():
+            return True             # between the refused client and its successor
         thread = getattr(self, "_network_thread", None)
         return thread is not None and thread.is_alive()
 
     def stop(self) -> None:
         """Say ``offline`` (retained), then disconnect cleanly; the Will is not sent on a clean disconnect."""
         self.stopping = True
+        if self._switcher is not None:
+            self._switcher.join(10)
         if self.connected:
             info = self.client.publish(f"{self.root}/availability", "offline", qos=1, retain=True)
             try:
@@ -118,32 +140,41 @@ class MqttLink:
 
     # -- paho's thread ----------------------------------------------------------------------
 
-    @staticmethod
-    def _on_socket_open(client, userdata, sock) -> None:
+    def _on_socket_open(self, client, userdata, sock) -> None:
         # Nagle plus delayed ACK costs 40-88 ms a round trip (performance-floors.md).
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, AttributeError):
             pass
+        self.loop.call_soon_threadsafe(self._attempt_opened, client)     # the CONNECT follows at once
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:      # logged by the office link, once per change
-            self.loop.call_soon_threadsafe(self._link_down, refusal_words(reason_code, self.link.where))
+        if client is not self.client:       # a client being replaced
             return
-        # Retain As Published: a live subscriber would otherwise see retain=0 and miss a retained request.
-        client.subscribe(f"{self.root}/request/#", options=SubscribeOptions(qos=1, retainAsPublished=True))
+        if reason_code.is_failure:      # logged by the office link, once per change
+            self.loop.call_soon_threadsafe(self._refused, reason_code)
+            return
+        if client.protocol == mqtt.MQTTv5:
+            # Retain As Published: a live subscriber would otherwise see retain=0 and miss a retained request.
+            client.subscribe(f"{self.root}/request/#", options=SubscribeOptions(qos=1, retainAsPublished=True))
+        else:       # 3.1.1 has no such option: docs/mqtt.md says what that costs
+            client.subscribe(f"{self.root}/request/#", qos=1)
         self.loop.call_soon_threadsafe(self._connected, bool(flags.session_present))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        self.loop.call_soon_threadsafe(self._disconnected, str(reason_code))
+        if client is self.client:
+            self.loop.call_soon_threadsafe(self._disconnected, str(reason_code))
 
     def _on_connect_fail(self, client, userdata) -> None:
         # paho calls this inside its ``except OSError``: the exception is still at hand on this thread.
         exc = sys.exc_info()[1]
         words = error_words(exc, self.link.where) if exc else f"cannot connect to {self.link.where}"
-        self.loop.call_soon_threadsafe(self._link_down, words)
+        if client is self.client:
+            self.loop.call_soon_threadsafe(self._link_down, words)
 
     def _on_message(self, client, userdata, message) -> None:
+        if client is not self.client:
+            return
         try:
             request = self._request_of(message)
         except Exception as exc:        # never let one message end paho's thread: acknowledge it and say so
@@ -180,14 +211,88 @@ class MqttLink:
     # -- the loop -----------------------------------------------------------------------------
 
     def _connected(self, session_present: bool) -> None:
+        self._answered()
+        self.protocol.worked()
         self.connected = True
         self.link.up()
-        log.info("connected to the broker at %s:%s (session %s)", self.config.mqtt.host, self.config.mqtt.port,
-                 "resumed" if session_present else "new")
+        log.info("connected to the broker at %s:%s over MQTT %s (session %s)", self.config.mqtt.host,
+                 self.config.mqtt.port, self.protocol.current, "resumed" if session_present else "new")
         self.publish("availability", "online", retain=True)
+        held, self._held = self._held, []
+        for topic, body, retain, correlation_data in held:
+            self.publish("", body, retain=retain, topic=topic, correlation_data=correlation_data)
         self.on_connected()
 
+    # -- which MQTT version: a CONNECT that is refused or never answered --------------------------
+
+    def _attempt_opened(self, client) -> None:
+        if client is not self.client or self.stopping:
+            return
+        self._attempt += 1
+        self._awaiting_connack = True
+        self._cancel_connack_timer()
+        self._connack_timer = self.loop.call_later(self.protocol.answer_timeout_s, self._unanswered,
+                                                   self._attempt, True)
+
+    def _answered(self) -> None:
+        self._awaiting_connack = False
+        self._cancel_connack_timer()
+        self.protocol.answered()
+
+    def _cancel_connack_timer(self) -> None:
+        if self._connack_timer is not None:
+            self._connack_timer.cancel()
+            self._connack_timer = None
+
+    def _refused(self, reason_code) -> None:
+        self._answered()
+        value = getattr(reason_code, "value", reason_code)
+        if self.protocol.refused(value):
+            self._switch_client()
+            return
+        words = refusal_words(reason_code, self.link.where)
+        if value == UNSUPPORTED_VERSION:
+            words += f"; {self.protocol.refusal_hint()}"
+        self._link_down(words)
+
+    def _unanswered(self, attempt: int, still_open: bool) -> None:
+        """The CONNECT of ``attempt`` got no CONNACK within mqtt.connack_timeout_s (``still_open``), or its
+        connection closed before one came."""
+        if attempt != self._attempt or not self._awaiting_connack or self.stopping:
+            return
+        self._awaiting_connack = False
+        self._cancel_connack_timer()
+        words = self.protocol.unanswered_words()
+        if self.protocol.unanswered():
+            self._switch_client()
+            return
+        self._link_down(words)
+        if still_open:      # end it now, so that paho tries again after its back-off, not after its keepalive
+            sock = self.client.socket()
+            try:
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _switch_client(self) -> None:
+        """Replace the client by one that speaks the version just chosen. Its paho thread is ended on a thread
+        of its own: ``loop_stop()`` may wait up to a second for it, too long for the event loop."""
+        old, self.client = self.client, self._make_client()
+        fresh = self.client
+
+        def switch() -> None:
+            old.disconnect()
+            old.loop_stop()
+            if not self.stopping:
+                self._start_client(fresh)
+
+        self._switcher = threading.Thread(target=switch, name="kartud-mqtt-switch", daemon=True)
+        self._switcher.start()
+
     def _disconnected(self, reason: str) -> None:
+        if self._awaiting_connack:          # closed before any CONNACK came
+            self._unanswered(self._attempt, False)
         if self.connected and not self.stopping:
             self.connected = False
             self._link_down(lost_words(reason, self.link.where))
@@ -209,6 +314,11 @@ class MqttLink:
             log.error("refused to publish onto the request topic %s", topic)
             return False
         body = payload if isinstance(payload, (str, bytes)) else json_bytes(payload)
+        if not self.protocol.settled:       # the client may yet be replaced: hold it (the newest retained only)
+            if retain:
+                self._held = [held for held in self._held if not (held[2] and held[0] == topic)]
+            self._held.append((topic, body, retain, correlation_data))
+            return True
         properties = None
         if correlation_data is not None:
             properties = Properties(PacketTypes.PUBLISH)

@@ -83,9 +83,11 @@ class OfficeLink:
     False
     """
 
-    def __init__(self, where: str, now: Callable[[], datetime]):
+    def __init__(self, where: str, now: Callable[[], datetime],
+                 protocol: Callable[[], dict[str, str]] | None = None):
         self.where = where
         self.now = now
+        self.protocol = protocol        # the MQTT version spoken and why (ProtocolChoice.status)
         self.connected = False
         self.since = now()              # of the current state: up since, or down since
         self.last_error: str | None = None
@@ -116,6 +118,10 @@ class OfficeLink:
         return True
 
     def status(self, tz) -> dict[str, Any]:
-        """The state document's ``office_link``: ``connected``, ``since`` and ``last_error`` (None before any)."""
-        return {"connected": self.connected, "since": rfc3339(self.since, tz), "broker": self.where,
-                "last_error": self.last_error}
+        """The state document's ``office_link``: ``connected``, ``since``, ``broker``, ``last_error`` (None
+        before any), and with a protocol source ``protocol`` ("5" or "3.1.1") and ``protocol_reason`` in words."""
+        status = {"connected": self.connected, "since": rfc3339(self.since, tz), "broker": self.where,
+                  "last_error": self.last_error}
+        if self.protocol is not None:
+            status.update(self.protocol())
+        return status
