@@ -55,8 +55,24 @@ def _add_printer_parser(commands) -> None:
                               "virtual reader listening there (Debian's vsmartcard-vpcd: 127.0.0.1:35963), for "
                               'encoder.backend = "pcsc"')
     printer.add_argument("--control", metavar="SOCKET",
-                         help="for tests: a Unix socket taking 'inject FAULT', 'clear FAULT' and 'arm STEP FAULT' "
-                              "lines (chip faults: arm encode chip_write_refused|chip_leaves_field)")
+                         help="for tests: a Unix socket taking 'inject FAULT', 'clear FAULT', 'arm STEP FAULT', "
+                              "'unplug' and 'replug' lines (chip faults: arm encode "
+                              "chip_write_refused|chip_leaves_field)")
+
+
+def _add_storm_parser(commands) -> None:
+    storm = commands.add_parser(
+        "storm", help="a seeded storm of requests and faults against a real room, checked after every phase",
+        description="Runs kartud, mosquitto, pcscd and the pty printer simulator, and drives them with operations "
+                    "drawn from SEED: office requests valid, duplicate and hostile, cancels and resolves racing "
+                    "the press, daemon kills and power cuts, broker and pcscd restarts, printer faults, unplugs "
+                    "and wall-clock jumps. After every phase the ledger is checked against the cards that left "
+                    "the printer and what the office was told. The same seed replays the same operations "
+                    "(docs/storm.md). Exits 1 on a violation, printing the seed and the operation number.")
+    storm.add_argument("--seed", type=int, default=None, help="the seed (default: a random one, printed first)")
+    storm.add_argument("--minutes", type=float, default=3.0, help="how long to storm (default: %(default)s)")
+    storm.add_argument("--output-dir", default="storm-output", metavar="DIR",
+                       help="where the room's files, logs and cards go (default: %(default)s)")
 
 
 def run_printer(args) -> int:
@@ -95,6 +111,8 @@ def run_printer(args) -> int:
 
             control = ControlServer(sim, args.control)
         server = PtyServer(sim, args.pty).start()
+        if control is not None:
+            control.cable = server               # 'unplug' and 'replug' on the control socket
     except OSError as exc:
         if control is not None:
             control.close()
@@ -124,9 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--full-day", action="store_true", help="one working day with 250 jobs queued: the daily "
                                                               "limit, even pacing, and a per-hour histogram")
     _add_printer_parser(commands)
+    _add_storm_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "printer":
         return run_printer(args)
+    if args.command == "storm":
+        from ..room.storm import run_storm
+
+        return run_storm(args.seed, args.minutes, args.output_dir)
     from ..room.demo import run_demo, run_full_day
 
     try:

@@ -9,7 +9,7 @@ import threading
 
 log = logging.getLogger("kartud.sim.control")
 
-USAGE = "commands: inject FAULT | clear FAULT | arm STEP FAULT"
+USAGE = "commands: inject FAULT | clear FAULT | arm STEP FAULT | unplug | replug"
 
 
 class ControlServer:
@@ -21,8 +21,10 @@ class ControlServer:
     'ok'
     """
 
-    def __init__(self, sim, path: str):
+    def __init__(self, sim, path: str, cable=None):
+        """``cable`` (the :class:`~kartud.hw.sim.pty_server.PtyServer`, if any) takes ``unplug`` and ``replug``."""
         self.sim = sim
+        self.cable = cable
         self.path = os.path.abspath(path)
         if os.path.exists(self.path):
             os.unlink(self.path)             # a socket left by a simulator that was killed
@@ -41,6 +43,8 @@ class ControlServer:
                 getattr(self.sim, words[0])(words[1])
             elif len(words) == 3 and words[0] == "arm":
                 self.sim.arm(words[1], words[2])
+            elif len(words) == 1 and words[0] in ("unplug", "replug") and self.cable is not None:
+                getattr(self.cable, words[0])()  # pull or put back the cable: the host sees its port fail
             else:
                 return f"error: {USAGE}"
         except ValueError as exc:

@@ -1,0 +1,269 @@
+"""``kartud-sim storm``: seeded requests and faults against a real room, checked after every phase, replayed by seed."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import time
+from typing import Callable
+
+from .storm_invariants import check
+from .storm_office import Office
+from .storm_plan import CHIP_FAULTS, PHASE_OPS, PRINTER_FAULTS, Op, plan
+from .storm_rig import StormRig
+
+FIRST_BATCH = 500                               # blanks received before the first operation
+SETTLE_S = 240.0                                # the longest the end may take to answer and print everything
+HOSTILE_EXPECT = {"unknown_command": {"unknown_command"}, "cancel_unknown": {"not_found"},
+                  "resolve_unknown": {"not_found"}}
+
+
+class Storm:
+    """One storm: the room, the office, the seed's operations carried out one by one, and the counts."""
+
+    def __init__(self, seed: int, directory: str, say: Callable[[str], None] = print):
+        self.seed, self.say = seed, say
+        self.rig = StormRig(directory)
+        self.office: Office | None = None
+        self.stats = {"ops": 0, "kills": 0, "cuts": 0, "broker": 0, "pcscd": 0, "faults": 0, "unplugs": 0,
+                      "clock": 0, "checks": 0}
+        self.true_offset = 0
+        self.counts: dict[str, int] = {}         # the last check's counts
+
+    def start(self) -> None:
+        self.rig.start()
+        self.office = Office(self.rig.broker.port, self.seed, lambda: self.rig.daemon.kills)
+        first = self.office.send(0, 0, "blanks/receive", {"batch_id": f"storm-{self.seed}-b1", "card_type": "KTP_EL",
+                                                          "count": FIRST_BATCH}, {"ok"})
+        if self.office.wait(first, 30) is None:
+            raise RuntimeError(f"the daemon never answered its first request; see {self.rig.dir}/daemon.log")
+
+    # -- the operations ---------------------------------------------------------------------------------
+
+    def carry_out(self, op: Op) -> None:
+        a, office, rig = op.args, self.office, self.rig
+        kind = op.kind
+        if kind in ("submit", "dup_record"):
+            payload = office.job(a["job"], a.get("record_of"), a.get("priority", 0))
+            nik_seen = any(p["nik"] == payload["nik"] for p in office.sent_jobs.values())
+            expect = {"ok"} | ({"duplicate_nik"} if nik_seen else set())
+            if kind == "dup_record":                 # refused while the record is queued or printed elsewhere
+                expect |= {"duplicate_record"}
+            office.send(op.number, a["client"], "job/submit", payload, expect)
+        elif kind == "resubmit":
+            office.send(op.number, a["client"], "job/submit", office.job(a["job"]), {"ok", "duplicate_nik",
+                                                                                      "duplicate_record"})
+        elif kind == "conflict":
+            payload = {**office.job(a["job"]), "priority": 7}
+            payload.pop("chip")                      # same job_id, other content; no chip so no card can come of it
+            office.send(op.number, a["client"], "job/submit", payload, {"job_id_conflict", "invalid_payload"})
+        elif kind == "hostile":
+            self._hostile(op)
+        elif kind == "cancel":
+            office.send(op.number, a["client"], "job/cancel", {"job_id": office.job(a["job"])["job_id"]},
+                        {"ok", "not_cancellable", "not_found"})
+        elif kind == "stale_resolve":
+            office.send(op.number, a["client"], "job/resolve", {"job_id": office.job(a["job"])["job_id"],
+                                                                 "outcome": "printed", "note": "storm: stale",
+                                                                 "attempts": 999},
+                        {"stale_request", "not_in_doubt", "not_found"})
+        elif kind == "resolve":
+            self._resolve(op)
+        elif kind == "blanks":
+            office.send(op.number, a["client"], "blanks/receive", {"batch_id": f"storm-{self.seed}-b{a['batch']}",
+                                                                   "card_type": "KTP_EL", "count": a["count"]}, {"ok"})
+        elif kind == "status":
+            office.send(op.number, a["client"], "status/get", {}, {"ok"})
+        elif kind == "pause":
+            time.sleep(a["seconds"])                 # the press works meanwhile: that is the point
+        elif kind == "kill":
+            rig.daemon.kill()
+            time.sleep(a["down_s"])
+            rig.daemon.start()
+            self.stats["kills"] += 1
+        elif kind == "power_cut":
+            self._power_cut(a["down_s"])
+        elif kind == "broker":
+            rig.broker.kill()
+            time.sleep(a["down_s"])
+            rig.broker.start()
+            self.stats["broker"] += 1
+        elif kind == "pcscd":
+            rig.pcscd.kill()
+            time.sleep(a["down_s"])
+            rig.pcscd.start()
+            self.stats["pcscd"] += 1
+        elif kind == "fault":
+            self._fault(a["fault"], a["how"], a["dwell_s"])
+        elif kind == "unplug":
+            self._control("unplug")
+            time.sleep(a["down_s"])
+            self._control("replug")
+            self.stats["unplugs"] += 1
+        elif kind == "clock":
+            rig.daemon.set_offset(a["offset_s"])
+            if a["jump"] != "back":
+                self.true_offset = a["offset_s"]
+            self.stats["clock"] += 1
+        else:
+            raise ValueError(f"no such storm operation: {kind}")
+
+    def _hostile(self, op: Op) -> None:
+        a, office = op.args, self.office
+        what = a["what"]
+        base = {**office.job(100000 + op.number), "job_id": f"storm-{self.seed}-h{op.number}"}
+        command, payload = "job/submit", dict(base)
+        if what == "not_json":
+            payload = b"{\"job_id\": "
+        elif what == "not_object":
+            payload = b"[1, 2, 3]"
+        elif what == "bad_nik":
+            payload["nik"] = "9913991399990000"
+        elif what == "no_front":
+            payload.pop("front_png")
+        elif what == "unknown_command":
+            command, payload = "job/explode", {}
+        elif what == "kia_with_chip":
+            payload["card_type"] = "KIA"
+        elif what == "bad_priority":
+            payload["priority"] = 42
+        elif what == "cancel_unknown":
+            command, payload = "job/cancel", {"job_id": base["job_id"]}
+        elif what == "resolve_unknown":
+            command, payload = "job/resolve", {"job_id": base["job_id"], "outcome": "spoiled", "note": "storm"}
+        elif what == "negative_blanks":
+            command, payload = "blanks/receive", {"batch_id": base["job_id"], "card_type": "KTP_EL", "count": -5}
+        else:                                        # wrong_response_topic's stand-in: an empty object
+            payload = {}
+        office.send(op.number, a["client"], command, payload, HOSTILE_EXPECT.get(what, {"invalid_payload"}))
+
+    def _resolve(self, op: Op) -> None:
+        """The operator: look at each in-doubt job's card where it physically is, and say so."""
+        listed = self.office.send(op.number, op.args["client"], "job/list", {"state": "in_doubt"}, {"ok"})
+        answer = self.office.wait(listed, 3.0)
+        if answer is None or answer.get("status") != "ok":
+            return                                   # the office cannot reach the box now; the next resolve will
+        from .storm_invariants import read_cards
+
+        out = {c["chip_files_sha256"] for c in read_cards(self.rig.cards_path) if c["destination"] == "output"}
+        for view in answer["data"]["jobs"]:
+            sent = next((p for p in self.office.sent_jobs.values() if p["job_id"] == view["job_id"]), None)
+            from .storm_office import chip_sha
+
+            outcome = "printed" if sent is not None and chip_sha(sent) in out else "spoiled"
+            self.office.send(op.number, op.args["client"], "job/resolve",
+                             {"job_id": view["job_id"], "outcome": outcome, "note": "storm: looked at the card",
+                              "attempts": view["attempts"]}, {"ok", "not_in_doubt", "stale_request"})
+
+    def _fault(self, fault: str, how: str, dwell_s: float) -> None:
+        self._control(f"{how} {fault}")
+        time.sleep(dwell_s)
+        self._control(f"clear {fault}")
+        self.stats["faults"] += 1
+
+    def _control(self, line: str) -> None:
+        answer = self.rig.printer.control(line)
+        if answer != "ok":
+            raise RuntimeError(f"the simulated printer refused {line!r}: {answer}")
+
+    def _power_cut(self, down_s: float) -> None:
+        """The daemon and the printer lose power together (and with the power-cut filesystem, unsynced bytes)."""
+        self.rig.daemon.kill()
+        self.rig.printer.kill()
+        if self.rig.disk is not None:
+            self.rig.disk.power_cut()
+        time.sleep(down_s)
+        self.rig.printer.start()
+        self.rig.daemon.start()
+        self.stats["cuts"] += 1
+
+    def tidy(self) -> None:
+        """The person at the printer between phases: every fault put right, the hopper and reject box emptied."""
+        for fault in PRINTER_FAULTS + CHIP_FAULTS:
+            self._control(f"clear {fault}")
+
+    # -- the run ----------------------------------------------------------------------------------------
+
+    def run(self, minutes: float) -> int:
+        self.say(f"storm: seed {self.seed}, {minutes:g} minutes, room in {self.rig.dir}")
+        self.say(f"storm: replay with: kartud-sim storm --seed {self.seed} --minutes {minutes:g}")
+        started = time.monotonic()
+        try:
+            self.start()
+            for op in plan(self.seed):
+                if time.monotonic() - started > minutes * 60:
+                    break
+                self.say(f"#{op}")
+                self.carry_out(op)
+                self.stats["ops"] = op.number
+                if op.number % PHASE_OPS == 0:
+                    self.tidy()
+                    if not self._checked(op.number):
+                        return 1
+            return 0 if self._settle_and_check() else 1
+        finally:
+            if self.office is not None:
+                self.office.close()
+            self.rig.close()
+
+    def _checked(self, number: int, final: bool = False) -> bool:
+        problems, counts = check(self.rig.db_path, self.rig.cards_path, self.office, final)
+        self.stats["checks"] += 1
+        if problems:
+            self.say(f"STORM VIOLATION: seed {self.seed}, after op {number}: " + "; ".join(problems[:10]))
+            self.say(f"replay: kartud-sim storm --seed {self.seed} --minutes <as before>; room kept in {self.rig.dir}")
+            return False
+        self.say(f"check after op {number}: ok " + " ".join(f"{k}={v}" for k, v in counts.items()))
+        self.counts = counts
+        return True
+
+    def _settle_and_check(self) -> bool:
+        """Put everything right, let every request be answered and every card be made, then check it all."""
+        self.say("storm: settling (clock right, faults cleared, in-doubt jobs resolved, queue drained)")
+        self.rig.daemon.set_offset(self.true_offset)
+        self.tidy()
+        deadline = time.monotonic() + SETTLE_S
+        number = self.stats["ops"]
+        while time.monotonic() < deadline:
+            resolve = Op(number, "resolve", {"client": 0})
+            self._resolve(resolve)
+            problems, counts = check(self.rig.db_path, self.rig.cards_path, self.office)
+            if problems or (not self.office.unanswered() and self._queue_empty()):
+                break
+            time.sleep(1.0)
+        self.rig.daemon.stop()
+        return self._checked(number, final=True)
+
+    def _queue_empty(self) -> bool:
+        """Nothing queued, in doubt or on the press, by the state document."""
+        status = self.office.send(self.stats["ops"], 0, "status/get", {}, {"ok"})
+        data = (self.office.wait(status, 3.0) or {}).get("data") or {}
+        queue = data.get("queue") or {}
+        return bool(data) and queue.get("queued") == 0 and queue.get("in_doubt") == 0 and data.get("mode") != "printing"
+
+
+def run_storm(seed: int | None, minutes: float, directory: str) -> int:
+    """``kartud-sim storm``: returns 0 when every check held, 1 on a violation (printed with its seed)."""
+    from .storm_rig import rig_problem
+
+    why = rig_problem()
+    if why:
+        print(f"kartud-sim storm: cannot run here: {why}")
+        return 2
+    if os.path.isdir(directory) and os.listdir(directory):
+        if not os.path.exists(os.path.join(directory, "faketime")):
+            print(f"kartud-sim storm: --output-dir {directory} holds files of something else: name an empty or "
+                  "new folder, or an earlier storm's")
+            return 2
+        shutil.rmtree(directory)                 # an earlier storm's room: its cards would count in this one
+    if seed is None:
+        seed = random.SystemRandom().randrange(1, 10**9)
+    storm = Storm(seed, os.path.abspath(directory))
+    status = storm.run(minutes)
+    s = storm.stats
+    print(f"storm: seed {seed}: {s['ops']} operations, {s['checks']} checks, {s['kills']} kills, {s['cuts']} power "
+          f"cuts, {s['broker']} broker and {s['pcscd']} pcscd restarts, {s['faults']} faults, {s['unplugs']} "
+          f"unplugs, {s['clock']} clock jumps; " + " ".join(f"{k}={v}" for k, v in storm.counts.items()))
+    print(f"storm: seed {seed}: {'VIOLATION' if status else 'every check held'}")
+    return status
