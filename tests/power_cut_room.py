@@ -11,6 +11,8 @@ together (SIGKILL), the disk forgets what was not fsynced, and the printer comes
 from __future__ import annotations
 
 import os
+import random
+import threading
 
 from pcsc_fixtures import PcscRoom
 
@@ -33,6 +35,12 @@ class PowerCutRoom(PcscRoom):
     def db_path(self) -> str:
         return os.path.join(self.disk.mountpoint, "kartud.db")
 
+    @property
+    def config_path(self) -> str:
+        # test_crash's settle() speeds the in-process simulator's clock; this printer is a process in real time.
+        self.overrides.pop("sim.clock_speed", None)
+        return super().config_path
+
     def cut(self) -> None:
         """Power off and on: SIGKILL the daemon and the printer, drop the unsynced, restart the printer (not the
         daemon: the caller starts it, as it likes)."""
@@ -46,3 +54,38 @@ class PowerCutRoom(PcscRoom):
         self.disk.power_cut()
         self.cuts += 1
         self.start_printer()
+
+
+class Producer:
+    """Like an office server, in a thread: send each job until the box answers, then the next, a random while
+    later. ``acknowledged`` holds the jobs answered ok, ``refused`` the other answers."""
+
+    def __init__(self, room, rng: random.Random):
+        self.room, self.rng = room, rng
+        self.acknowledged: dict[str, dict] = {}
+        self.refused: list[dict] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            job = self.room.job()
+            while not self.stopping.is_set():
+                try:
+                    answer = self.room.office.request("job/submit", job, timeout=1.0)
+                except TimeoutError:
+                    continue                                 # the box is down: the same job again
+                if answer["status"] == "ok":
+                    self.acknowledged[job["job_id"]] = job
+                else:
+                    self.refused.append(answer)
+                break
+            self.stopping.wait(self.rng.uniform(0.05, 0.3))
+
+    def __enter__(self) -> "Producer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopping.set()
+        self.thread.join(10)
