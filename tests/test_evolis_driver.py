@@ -176,7 +176,8 @@ def test_a_bad_reply_is_a_clear_error_within_the_timeout_and_the_link_recovers(k
     with link(kind, tmp_path, manual_clock, settings=settings, firmware=firmware) as joined:
         printer = joined.printer
         assert printer.status().connected
-        joined.sim.reply_overrides.append(reply)
+        # The card's sequence opens with Pem;2, Pr and Ss (answered OK here); the bad reply is Sic's.
+        joined.sim.reply_overrides.extend([b"OK\r"] * 3 + [reply])
         started = time.monotonic()
         with pytest.raises(PrinterFault, match=expected) as failed:
             printer.insert_card(True)

@@ -59,7 +59,7 @@ FAULT_TEXTS = {"feeder_empty": "FEEDER EMPTY", "cover_open": "COVER OPEN"}
 def test_need_cleaning_without_err_is_reported(tmp_path, manual_clock):
     with link("usb", tmp_path, manual_clock, sim_settings=SimSettings(firmware_profile="dll")) as joined:
         joined.sim.inject("cleaning_required")
-        assert joined.sim.feed(p.read("Rlr", "r")) == b"NEED CLEANING\r"
+        assert joined.sim.feed(p.read("Rlr", "c")) == b"NEED CLEANING\r"     # the VB sample's read
         assert joined.printer.status().faults == ("cleaning_required",)
 
 

@@ -19,7 +19,7 @@ from kartud.rules.config import SCHEMA, ConfigError, from_dict
 
 def test_the_configuration_the_driver_and_the_simulator_share_the_defaults():
     printer = SCHEMA["printer"]
-    assert printer["setup_commands"].default == list(K.SETUP_COMMANDS) == ["Pem;2", "Pcim;F", "Pcrm;D"]
+    assert printer["setup_commands"].default == list(K.SETUP_COMMANDS) == ["Pcim;F", "Pcrm;D"]
     assert printer["status_command"].default == K.STATUS_COMMAND == EvolisSettings().status_command == \
         SimSettings().status_command == "Rst"
     assert EvolisSettings().setup_commands == K.SETUP_COMMANDS

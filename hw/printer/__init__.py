@@ -29,11 +29,16 @@ class PrinterStatus:
     ribbon_remaining: int | None = None
     cards_until_cleaning: int | None = None
     counters: dict = field(default_factory=dict)
+    firmware: str = ""
+    ribbon_type: str = ""
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
+        """The state document's ``printer`` object: the contract's five fields, then what the printer said
+        about itself at connect and since (firmware, ribbon type, its counters)."""
         return {"connected": self.connected, "model": self.model, "serial": self.serial,
-                "ribbon_remaining": self.ribbon_remaining, "cards_until_cleaning": self.cards_until_cleaning}
+                "ribbon_remaining": self.ribbon_remaining, "cards_until_cleaning": self.cards_until_cleaning,
+                "firmware": self.firmware, "ribbon_type": self.ribbon_type, "counters": dict(self.counters)}
 
 
 class Printer:
@@ -63,8 +68,9 @@ class Printer:
         """Send the card inside to the reject box."""
         raise NotImplementedError
 
-    def clean(self) -> None:
-        """Run the printer's cleaning cycle (a cleaning card in the feeder, no card inside)."""
+    def clean(self) -> bool | None:
+        """Run the printer's cleaning cycle (a cleaning card in the feeder, no card inside); True when the
+        printer then says cleaning is done, False when it still asks for it, None when it cannot say."""
         raise NotImplementedError
 
     def close(self) -> None:

@@ -10,16 +10,19 @@ from dataclasses import dataclass, field
 from . import Printer, PrinterFault, PrinterStatus
 from . import protocol as p
 from . import replies
-from .knowledge import SETUP_COMMANDS, STATUS_COMMAND
-from .panels import PanelSettings, full_overlay, render_back_black, render_face
+from .knowledge import CARD_ERROR_MODE, SETUP_COMMANDS, STATUS_COMMAND
+from .panels import PanelSettings, render_back_black, render_face
 from .transport import Transport, TransportGone
 
 log = logging.getLogger("kartud.printer")
 
 SENSOR_THRESHOLD_V = 2.5     # Rse: about 5 V when the feeder holds cards / the cover is closed, 0 V otherwise
 # The status reads not every printer knows (the 2003 guide's Rse knows only c, m, o, p, r): what each one is.
+# Cleaning is read as the VB sample reads it (Rlr;c, Rco;r), else as the 2003 guide does (Rlr;r).
 OPTIONAL_READS = {"Rse;f": "feeder sensor", "Rse;o": "cover sensor", "Rrt;count": "ribbon count read",
-                  "Rlr;r": "cleaning read", "Rlr;h": "output hopper read"}
+                  "Rlr;c": "cleaning read (Rlr;c)", "Rlr;r": "cleaning read (Rlr;r)",
+                  "Rco;r": "cards-until-cleaning counter", "Rr": "ribbon type read", "Rlr;h": "output hopper read"}
+CLEANING_READS = (("Rlr", "c"), ("Rlr", "r"))
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class EvolisSettings:
     move_timeout_s: float = 60.0
     setup_commands: tuple[str, ...] = SETUP_COMMANDS
     status_command: str = STATUS_COMMAND
+    card_error_mode: int | None = CARD_ERROR_MODE    # Pem for each card, the printer's own mode put back after
 
 
 class EvolisPrinter(Printer):
@@ -60,6 +64,12 @@ class EvolisPrinter(Printer):
         self._lost_reason: str | None = None
         self._unsupported: set[str] = set()     # reads this printer answered ERROR CDE or ERR PARAMETRES
         self._counters: dict[str, int] = {}
+        self._until_cleaning: int | None = None     # Rco;r: cards until the printer asks for cleaning
+        self.ribbon_type = ""
+        self._error_mode: str | None = None     # the printer's own Pem (Rem), None when not known
+        self._refused_mode = False              # the printer refused card_error_mode once: not asked again
+        self._card_mode_set = False             # kartud's card_error_mode is in force until the card leaves
+        self._sequence_open = False             # Ss sent for the card inside, Se/Ser not yet
 
     # -- the link ---------------------------------------------------------------------------------
 
@@ -76,6 +86,8 @@ class EvolisPrinter(Printer):
         self.model = self._optional_read("Rtp") or ""
         self.serial = self._optional_read("Rsn") or ""
         self.firmware = self._optional_read("Rfv") or ""
+        self._sequence_open = False
+        self._learn_error_mode()
         for text in self.settings.setup_commands:
             reply = self._talk(p.raw_command(text), text, self.settings.reply_timeout_s)
             if reply == p.UNKNOWN_COMMAND:
@@ -85,8 +97,8 @@ class EvolisPrinter(Printer):
         self._ready = True
         self._learn_reads()
         self._read_counters()
-        log.info("printer connected over %s: %s, serial %s, firmware %s", self.transport.description,
-                 self.model or "?", self.serial or "?", self.firmware or "?")
+        log.info("printer connected over %s: %s, serial %s, firmware %s, ribbon %s", self.transport.description,
+                 self.model or "?", self.serial or "?", self.firmware or "?", self.ribbon_type or "?")
         self._lost_reason = None
 
     def _disconnected(self, reason: str) -> PrinterFault:
@@ -149,6 +161,15 @@ class EvolisPrinter(Printer):
             return None
         return reply
 
+    def _learn_error_mode(self) -> None:
+        """The printer's own error mode (``Rem`` answers ``current,saved``), to put back after each card.
+        Not learnt again while kartud's card mode is set (a reconnection mid-card would read kartud's own)."""
+        if self._card_mode_set:
+            return
+        reply = self._optional_read("Rem")
+        current = (reply or "").split(",")[0].strip()
+        self._error_mode = current if current.isdigit() else None
+
     def _learn_reads(self) -> None:
         """Ask each optional status read once at connect, so a printer without a sensor or a read is known
         as such from the start (and never reported as disconnected for it)."""
@@ -169,7 +190,8 @@ class EvolisPrinter(Printer):
                 if self._ready:
                     self._disconnected(str(fault))
                 return PrinterStatus(connected=False, faults=("printer_disconnected",), model=self.model,
-                                     serial=self.serial, extra={"reason": str(fault)})
+                                     serial=self.serial, firmware=self.firmware, ribbon_type=self.ribbon_type,
+                                     counters=dict(self._counters), extra={"reason": str(fault)})
 
     def _read_status(self) -> PrinterStatus:
         faults: set[str] = set()
@@ -186,9 +208,9 @@ class EvolisPrinter(Printer):
             remaining = p.parse_count(ribbon, "Rrt;count")
             if remaining == 0:
                 faults.add("ribbon_ended")
-        cleaning = self._optional_read("Rlr", "r")
-        if cleaning is not None and p.is_error(cleaning):
+        if self._cleaning_due():
             faults.add("cleaning_required")
+        self.ribbon_type = self._ribbon_type()
         if self._optional_read("Rlr", "h") == "CARD":
             faults.add("hopper_full")
         words = self._status_words()
@@ -197,8 +219,23 @@ class EvolisPrinter(Printer):
             position = position or words.card_position()
         return PrinterStatus(connected=True, faults=tuple(sorted(faults)), card_inside=position is not None,
                              model=self.model, serial=self.serial, ribbon_remaining=remaining,
-                             counters=dict(self._counters),
-                             extra={"card_position": position, "firmware": self.firmware})
+                             cards_until_cleaning=self._until_cleaning,
+                             counters=dict(self._counters), firmware=self.firmware, ribbon_type=self.ribbon_type,
+                             extra={"card_position": position})
+
+    def _cleaning_due(self) -> bool | None:
+        """Whether the printer asks to be cleaned: ``Rlr;c`` (the VB sample), else ``Rlr;r`` (the 2003 guide);
+        None when it knows neither read."""
+        for name, param in CLEANING_READS:
+            reply = self._optional_read(name, param)
+            if reply is not None:
+                return p.is_error(reply)
+        return None
+
+    def _ribbon_type(self) -> str:
+        """``Rr``: the ribbon fitted (``YMCKO``), '' when the printer does not say (or has none)."""
+        reply = self._optional_read("Rr")
+        return "" if reply is None or p.is_error(reply) else reply.strip()
 
     def _status_words(self) -> p.StatusWords | None:
         command = self.settings.status_command
@@ -218,11 +255,46 @@ class EvolisPrinter(Printer):
             return None
 
     def _read_counters(self) -> None:
-        """Panels printed, cards inserted and cleanings done (``Rco``), kept for the status."""
+        """Panels printed, cards inserted, cleanings done and cards until the next cleaning (``Rco``, the last
+        as the VB sample reads it), kept for the status."""
         for key, name in (("p", "panels_printed"), ("c", "cards_inserted"), ("n", "cleanings")):
             reply = self._optional_read("Rco", key)
             if reply is not None and reply.isdigit():
                 self._counters[name] = int(reply)
+        reply = self._optional_read("Rco", "r")
+        self._until_cleaning = int(reply) if reply is not None and reply.isdigit() else None
+
+    def _card_left(self) -> None:
+        """A card left the printer: its sequence is over, the counters moved, the printer's own error mode
+        goes back."""
+        self._sequence_open = False
+        self._read_counters()
+        self._restore_error_mode()
+
+    def _enter_card_mode(self) -> None:
+        """``Pem;<card_error_mode>`` for this card (errors answered to kartud, not waited on at the printer),
+        unless the printer is in it already; a refusal is logged once and the card goes on without it:
+        nothing kartud sends depends on it."""
+        mode = self.settings.card_error_mode
+        if mode is None or self._refused_mode or self._card_mode_set or self._error_mode == str(mode):
+            return
+        reply = self._talk(p.set_error_mode(mode), f"Pem;{mode}", self.settings.reply_timeout_s)
+        if reply == p.OK:
+            self._card_mode_set = True
+            return
+        self._refused_mode = True
+        log.warning("the printer answered %r to Pem;%d; it keeps its own error mode (the card's sequence does not "
+                    "depend on it)", reply[:40], mode)
+
+    def _restore_error_mode(self) -> None:
+        """Put back the mode the printer had before the card (the guide's default, 0, when it did not say)."""
+        if not self._card_mode_set:
+            return
+        mode = self._error_mode or "0"
+        reply = self._talk(p.set_error_mode(int(mode)), f"Pem;{mode}", self.settings.reply_timeout_s)
+        self._card_mode_set = False
+        if reply != p.OK:
+            log.warning("the printer answered %r when its error mode Pem;%s was put back", reply[:40], mode)
 
     def _card_position(self) -> str | None:
         return p.parse_card_position(self._read("Rlr", "p"))
@@ -230,10 +302,17 @@ class EvolisPrinter(Printer):
     # -- a card's way -----------------------------------------------------------------------------
 
     def insert_card(self, contactless: bool) -> None:
-        """``Sic`` (to the contactless station) or ``Si`` (to the print position), then check it arrived."""
+        """Open the card's sequence as the guide and the VB sample do, the ribbon set before it (``Pem;2``,
+        ``Pr;<ribbon>``, ``Ss``), then ``Sic`` (to the contactless station) or ``Si`` (to the print position),
+        and check the card arrived."""
         frame, what, wanted = ((p.insert_contactless(), "Sic", "contactless") if contactless
                                else (p.insert_card(), "Si", "print"))
         with self._lock:
+            self._connect()
+            self._enter_card_mode()
+            self._command(p.set_ribbon(self.settings.ribbon), "Pr")
+            self._command(p.start_sequence(), "Ss")
+            self._sequence_open = True
             self._command(frame, what, self.settings.move_timeout_s)
             where = self._card_position()
             if where != wanted and where != "inside":     # the 2003 guide's ERR CARD: inside, not where
@@ -241,23 +320,24 @@ class EvolisPrinter(Printer):
                                                f"not the {wanted} position")
 
     def print_card(self, front_png: bytes, back_png: bytes | None) -> None:
-        """Download the front's panels (``Ss``, ``Sr``, ``Db`` y m c k, O), and the back in black
-        (``Sv``, ``Db;k``) if given. The sequence stays open: :meth:`eject` ends it with ``Se``, which
-        prints the last panel and ejects; :meth:`reject` sends the card to the reject box instead."""
+        """Download the front's panels into the sequence :meth:`insert_card` opened (``Sr``, ``Db`` y m c k o:
+        the overlay is always a download, never ``Wcb;o;255``, which the 2003 guide refuses between ``Ss`` and
+        ``Se`` under ``Pem;0``), and the back in black (``Sv``, ``Db;k``) if given. The sequence stays open:
+        :meth:`eject` ends it with ``Se``, which prints the last panel and ejects; :meth:`reject` sends the
+        card to the reject box instead."""
         settings = self.settings.panels
         front = render_face(front_png, settings)       # before taking the lock: the poll need not wait
         back = render_back_black(back_png, settings) if back_png else None
         with self._lock:
-            self._command(p.set_ribbon(self.settings.ribbon), "Pr")
-            self._command(p.start_sequence(), "Ss")
+            self._connect()
+            if not self._sequence_open:     # the link was reopened since the feed: the card gets a sequence
+                self._command(p.start_sequence(), "Ss")
+                self._sequence_open = True
             self._command(p.front_side(), "Sr")
             for panel in ("y", "m", "c"):
                 self._download(panel, settings.colour_bits, front[panel])
             self._download("k", 1, front["k"])
-            if full_overlay(settings):
-                self._command(p.fill_panel("o", 255), "Wcb;o", self.settings.move_timeout_s)
-            else:
-                self._download("o", 1, front["o"])
+            self._download("o", 1, front["o"])
             if back is not None:
                 self._command(p.back_side(), "Sv")
                 self._download("k", 1, back)
@@ -280,15 +360,26 @@ class EvolisPrinter(Printer):
             where = self._card_position()
             if where is not None:
                 raise PrinterFault("card_jam", f"after {what} a card is still inside ({where})")
-            self._read_counters()
+            self._card_left()
 
-    def clean(self) -> None:
-        """``Scp``: the cleaning cycle."""
+    def clean(self) -> bool | None:
+        """``Scp``: the cleaning cycle; then ask the printer whether it still wants cleaning (``Rlr;c`` or
+        ``Rlr;r``, and ``Rco;r``). True: it says cleaning is done; False: it still asks for it; None: it
+        cannot say."""
         with self._lock:
             self._command(p.clean_printer(), "Scp", self.settings.move_timeout_s)
             self._read_counters()
+            due = self._cleaning_due()
+            if due is None and self._until_cleaning is not None:
+                due = self._until_cleaning == 0
+            return None if due is None else not due
 
     def close(self) -> None:
         with self._lock:
+            if self._ready and self.transport.is_open:
+                try:
+                    self._restore_error_mode()      # the printer is left in its own mode
+                except PrinterFault:
+                    pass
             self._ready = False
             self.transport.close()

@@ -29,9 +29,12 @@ PANEL_ROTATIONS = (90, 270)     # how a landscape face is turned onto the panel 
 COLOUR_BITS = (5, 6, 7, 8)      # bits a dot of Y, M and C that ``Db`` takes (8 on newer firmware only)
 RIBBONS = ("ymcko", "ymckok")   # ribbons with a colour set for the front; "ymckok" adds a black panel for the back
 
-# Sent after each connection: software error management, insertion from the feeder, rejects to the
-# default box. The status-words read is kartud's choice, not a documented command (docs/printer.md).
-SETUP_COMMANDS = ("Pem;2", "Pcim;F", "Pcrm;D")
+# Sent after each connection: insertion from the feeder, rejects to the default box. The status-words
+# read is kartud's choice, not a documented command (docs/printer.md).
+SETUP_COMMANDS = ("Pcim;F", "Pcrm;D")
+# The error mode (Pem) each card runs under: 2, errors answered to the host instead of waited on at the
+# printer (E2). The printer's own mode (Rem) is put back when the card has left.
+CARD_ERROR_MODE = 2
 STATUS_COMMAND = "Rst"
 
 # An escape command as text: a name (a capital letter, then small letters), then ;-separated

@@ -46,6 +46,8 @@ class SimSettings:
     hopper_capacity: int = 100
     reject_box_capacity: int = 20
     ribbon_prints: int = 300
+    ribbon_fitted: str = "ymcko"          # the ribbon in the printer (what Rr answers)
+    ribbon_setting: str = "ymcko"         # the ribbon type (Pr) the printer was left set to
     cleaning_every: int = 1000
     chip_cards: bool = True
     panels: PanelSettings = field(default_factory=PanelSettings)
@@ -109,14 +111,15 @@ class EvolisSim(FaultsMixin, ReadsMixin):
         self.position: str | None = None     # "contactless" or "print" while a card is inside
         self.jammed = False
         self.card: SimChipCard | None = None
-        self.parameters: dict[str, list[str]] = {"Pem": ["0"]}
+        self.parameters: dict[str, list[str]] = {"Pem": ["0"], "Pr": [self.settings.ribbon_setting]}
+        self.card_ribbon = self.settings.ribbon_setting   # the ribbon type the card inside was fed under
         self.armed: dict[str, str] = {}
         self.last_front: dict[str, tuple[int, bytes]] = {}
         self._new_card_state()
         self._handlers = {"Ss": self._start_sequence, "Se": self._end_sequence, "Sr": self._side, "Sv": self._side,
                           "Si": self._insert, "Sic": self._insert, "Ser": self._reject, "Scp": self._clean,
                           "Srs": self._reset, "Db": self._download, "Wcb": self._fill, "Pr": self._ribbon_type,
-                          "Pem": self._parameter, **{name: self._parameter for name in ACCEPTED_PARAMETERS}}
+                          "Pem": self._error_mode, **{name: self._parameter for name in ACCEPTED_PARAMETERS}}
         self._reads = {"Rfv": lambda c: self.settings.firmware, "Rsn": lambda c: self.settings.serial,
                        "Rtp": lambda c: self.settings.model, "Rkn": lambda c: "KIT-SIM", "Rck": lambda c: "0000",
                        "Rem": lambda c: f"{self.parameters['Pem'][0]},{self.parameters['Pem'][0]}",
@@ -205,7 +208,12 @@ class EvolisSim(FaultsMixin, ReadsMixin):
         self.position = where
         self.counters["cards_inserted"] += 1
         self.cards_since_cleaning += 1
+        sequence_open = self.sequence_open       # Ss, then Si/Sic: the card joins the open sequence
         self._new_card_state()
+        self.sequence_open = sequence_open
+        # The printer takes the ribbon type in force when it feeds the card (the sources send Pr before Ss
+        # and the feed); a later Pr is for the next card.
+        self.card_ribbon = self.parameters["Pr"][0].lower()
         if where == "contactless":
             self._trigger("encode")              # chip faults armed by a test, before anyone reaches the chip
             self._tell_station(self.card)
@@ -316,6 +324,9 @@ class EvolisSim(FaultsMixin, ReadsMixin):
         panel, value = command.params[0], int(command.params[1])
         if panel not in FRONT_PANELS or not 0 <= value <= 255:
             raise Refused(p.BAD_PARAMETERS)
+        with self._state:
+            if self.sequence_open and self.parameters["Pem"][0] == "0":
+                raise Refused(p.BAD_PARAMETERS)  # Rev E: no bitmap writes between Ss and Se under Pem;0
         size = self.settings.panels.width * self.settings.panels.height
         if panel in ("k", "o"):
             return self._store_panel(panel, 1, (b"\xff" if value else b"\x00") * (size // 8))
@@ -328,6 +339,8 @@ class EvolisSim(FaultsMixin, ReadsMixin):
                 self.feeder -= 1
                 self._card_arrives("print")
             self._check_mechanism()
+            if self.side == "front" and panel not in self.card_ribbon:
+                raise Refused("ERR RIBBON TYPE")  # the card was fed under a ribbon type without this panel
             self._to_print_position()
         self._print_unprinted()
         with self._state:
@@ -365,3 +378,9 @@ class EvolisSim(FaultsMixin, ReadsMixin):
         with self._state:
             self.parameters[command.name] = list(command.params)
         return p.OK
+
+    def _error_mode(self, command: p.Command) -> str:
+        """``Pem``: the values this firmware takes (the 2003 guide's printers do not take 2)."""
+        if not command.params or command.params[0] not in self.profile.error_modes:
+            raise Refused(p.BAD_PARAMETERS)
+        return self._parameter(command)

@@ -9,7 +9,7 @@ class ReadsMixin:
     """What :class:`~kartud.hw.sim.evolis_sim.EvolisSim` answers to reads, from its state."""
 
     def _read_ribbon_type(self, command: p.Command) -> str:
-        return "YMCKO" if self.ribbon_loaded else "ERR RIB DETECTION"
+        return self.settings.ribbon_fitted.upper() if self.ribbon_loaded else "ERR RIB DETECTION"
 
     def _read_ribbon(self, command: p.Command) -> str:
         if not self.ribbon_loaded:
@@ -20,8 +20,10 @@ class ReadsMixin:
     def _read_counter(self, command: p.Command) -> str:
         values = {"p": self.counters["panels_printed"], "c": self.counters["cards_inserted"],
                   "a": self.settings.cleaning_every, "m": self.settings.cleaning_every,
-                  "n": self.counters["cleanings"], "l": max(0, self.ribbon_remaining)}
-        return str(values[command.params[0]]) if command.params[0] in values else p.BAD_PARAMETERS
+                  "n": self.counters["cleanings"], "l": max(0, self.ribbon_remaining),
+                  "r": max(0, self.settings.cleaning_every - self.cards_since_cleaning)}   # cards until cleaning
+        what = command.params[0]
+        return str(values[what]) if what in values and what in self.profile.counters else p.BAD_PARAMETERS
 
     def _read_last_reply(self, command: p.Command) -> str:
         what = command.params[0]
@@ -33,7 +35,7 @@ class ReadsMixin:
             if self.position is None and self.profile.card_inside_reply:
                 return "NO CARD"
             return {None: "OK", "print": "CARD", "contactless": "CONTACTLESS CARD"}[self.position]
-        if what == "r":
+        if what in ("r", "c"):      # Rlr;r in the 2003 guide (E1 p.34), Rlr;c in the VB sample
             return "ERR NEED CLEANING" if self.cards_since_cleaning >= self.settings.cleaning_every else "OK"
         if what == "h":
             return "CARD" if self.hopper >= self.settings.hopper_capacity else "NO CARD"
