@@ -98,3 +98,16 @@ class Encoder:
         if response[-2:] != SW_OK:
             raise EncodeError(refused_kind, f"the card refused to {what} (status {response[-2:].hex().upper()})")
         return response[:-2]
+
+    def chip_present(self, timeout_s: float | None = None) -> bool:
+        """Whether a chip answers at the station within ``timeout_s`` (default: the encoder's timeout); lets go
+        of it either way. How the box tells a chip blank from a blank without one before printing on it."""
+        try:
+            self.channel.wait_for_card(self.timeout_s if timeout_s is None else timeout_s)
+            return True
+        except EncodeError as error:
+            if error.kind != "no_card":
+                raise
+            return False
+        finally:
+            self.channel.release()

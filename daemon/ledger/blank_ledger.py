@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..rules import jobs as J
 from ..rules.errors import CommandError, invalid_payload
 
 
@@ -111,6 +112,41 @@ class BlankLedger:
         """Per card type: received, adjusted, in_stock, reserved, printed, spoiled."""
         return {r["card_type"]: {k: r[k] for k in r.keys() if k != "card_type"}
                 for r in self.conn.execute("SELECT * FROM blank_stock ORDER BY card_type")}
+
+    def wrong_blank(self, job_id: str, blank_type: str) -> dict:
+        """The printer fed a blank of ``blank_type`` for a job of another type, and it went to the reject box
+        unprinted. The job's claim is taken back (its blank back in stock, the attempt not counted, reason
+        ``wrong_blank``); the blank that moved is spoiled as what it is: one of ``blank_type`` from stock, or,
+        with none of that type in stock, a blank found (adjusted +1) and spoiled. Returns the job view."""
+        with self.transaction() as conn:
+            job = self._job_row(conn, job_id)
+            self._take_back(conn, job, "wrong_blank")
+            if self._in_stock(conn, blank_type) <= 0:
+                conn.execute("UPDATE blank_stock SET adjusted = adjusted + 1, in_stock = in_stock + 1"
+                             " WHERE card_type = ?", (blank_type,))
+                self._movement(conn, blank_type, "adjusted", 1, None, job_id, "wrong_blank_found_in_feeder")
+            conn.execute("UPDATE blank_stock SET in_stock = in_stock - 1, spoiled = spoiled + 1 WHERE card_type = ?",
+                         (blank_type,))
+            self._movement(conn, blank_type, "spoiled", 1, None, job_id, "wrong_blank")
+            self._audit(conn, "wrong_blank", job_id, {"job_type": job["card_type"], "blank_type": blank_type})
+            return J.job_view(dict(self._change_state(conn, job_id, J.QUEUED, "job_released",
+                                                      {"reason": "wrong_blank"}, reason="wrong_blank",
+                                                      attempts=job["attempts"] - 1, batch_id=None)))
+
+    def note_card_rejected(self, job_id: str, why: str) -> None:
+        """A card found inside the printer after its job went in doubt was sent to the reject box: the job's
+        in-doubt episode records it (its blank stays reserved until an operator resolves the job)."""
+        with self.transaction() as conn:
+            self._audit(conn, "card_rejected", job_id, {"why": why})
+
+    def _take_back(self, conn, job, reason: str) -> None:
+        """The job's reserved blank back in stock (and in its batch): no card of it went through the printer."""
+        card_type = job["card_type"]
+        conn.execute("UPDATE blank_stock SET reserved = reserved - 1, in_stock = in_stock + 1 WHERE card_type = ?",
+                     (card_type,))
+        if job["batch_id"]:
+            conn.execute("UPDATE blank_batches SET remaining = remaining + 1 WHERE batch_id = ?", (job["batch_id"],))
+        self._movement(conn, card_type, "released", 1, job["batch_id"], job["job_id"], reason)
 
     def _use_reserved(self, conn, job, kind: str, reason: str | None) -> None:
         card_type = job["card_type"]

@@ -268,13 +268,7 @@ class JobLedger:
         and the attempt does not count."""
         with self.transaction() as conn:
             job = self._job_row(conn, job_id)
-            card_type = job["card_type"]
-            conn.execute("UPDATE blank_stock SET reserved = reserved - 1, in_stock = in_stock + 1 WHERE card_type = ?",
-                         (card_type,))
-            if job["batch_id"]:
-                conn.execute("UPDATE blank_batches SET remaining = remaining + 1 WHERE batch_id = ?",
-                             (job["batch_id"],))
-            self._movement(conn, card_type, "released", 1, job["batch_id"], job_id, reason)
+            self._take_back(conn, job, reason)
             row = self._change_state(conn, job_id, J.QUEUED, "job_released", {"reason": reason}, reason=reason,
                                      attempts=job["attempts"] - 1, batch_id=None)
             return J.job_view(dict(row))

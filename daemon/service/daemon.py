@@ -23,7 +23,7 @@ from ..service.journal_ids import (MSG_BLANKS_LOW, MSG_DAILY_LIMIT_REACHED, MSG_
                           MSG_JOB_IN_DOUBT, MSG_READY, MSG_STOPPED)
 from ..service.devices import build_devices
 from ..rules.errors import CommandError, StorageError
-from ..rules.faults import FAULT_MESSAGES
+from ..rules.faults import FAULT_MESSAGES, FAULTS_A_PERSON_CLEARS
 from ..service.annunciator import Annunciator, open_annunciator
 from ..service.mqtt_link import IncomingRequest, MqttLink
 from ..service.press import Press
@@ -191,6 +191,7 @@ class Daemon:
 
     def request_stop(self) -> None:
         self._stopping.set()
+        self.press.stopping.set()                  # a card waiting at the eject stays inside (in doubt at start)
         self._wake.set()
 
     # -- the press ----------------------------------------------------------------------------
@@ -226,7 +227,7 @@ class Daemon:
         ledger = await self.db(gather_facts, self.store, now, self.tz, self.clock.monotonic(), self.clock.boot_id)
         limits = self.config.limits
         facts = Facts(now=now, paused=self.paused_reason is not None,
-                      printer_faults=tuple(f for f in self.faults if f in PRINTER_FAULT_CODES),
+                      printer_faults=tuple(f for f in self.faults if f in PRINTER_FAULT_CODES + FAULTS_A_PERSON_CLEARS),
                       encoder_fault="encoder_disconnected" in self.faults, queued_by_type=ledger.queued_by_type,
                       in_doubt=ledger.counts["in_doubt"], in_stock={t: s["in_stock"] for t, s in ledger.stock.items()},
                       started_today=ledger.started_today, daily_limit=limits.daily,
@@ -281,6 +282,8 @@ class Daemon:
         self.paused_reason = reason
         if changed:
             log.info("queue %s", "paused" if reason else "resumed")
+        for code in () if reason else FAULTS_A_PERSON_CLEARS:    # resuming is the person's word that it is right
+            self.clear_fault(code)
         self.stock_changed()
 
     def raise_fault(self, code: str, detail: str = "") -> None:

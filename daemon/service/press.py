@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, runtime_checkable
 
@@ -10,6 +11,7 @@ from kartud.hw.printer import PrinterFault
 
 from ..service.crashpoints import crash_point
 from ..rules.card_types import has_chip
+from ..rules.faults import CHIP_ABSENT_AFTER_S, EJECT_WAITS_FOR, blank_type
 from ..rules.jobs import job_view
 from ..service.journal_ids import MSG_CARD_REJECTED, MSG_JOB_IN_DOUBT, MSG_JOB_PRINTED
 from ..ledger.store import OutOfBlanks, PersonalDataMissing
@@ -51,6 +53,9 @@ class PressHost(Protocol):
     def printer_fault(self, fault: PrinterFault) -> None:
         """Raise the fault a failed printer call reported."""
 
+    def clear_fault(self, code: str) -> None:
+        """Clear the fault ``code`` (the press saw it put right)."""
+
 
 class Press:
     """Runs one job at a time on the printer and encoder.
@@ -63,6 +68,10 @@ class Press:
     def __init__(self, host: PressHost):
         self.host = host
         self.current_job: str | None = None
+        # The job whose card may still be inside the printer: it went in doubt with the printer unreachable or
+        # the card stuck. A card found inside before the next feed is that job's, never the next job's.
+        self.card_left_by: str | None = None
+        self.stopping = asyncio.Event()       # set by the daemon's stop: a wait at the eject ends
         # Tests only: awaited at each named point ("before_claim", "after_claim", "claim_refused") with the
         # job, so a test can hold the press there and force an interleaving (see tests/held_press.py).
         self.hold: Callable[[str, dict], Awaitable[None]] | None = None
@@ -71,6 +80,8 @@ class Press:
         """Claim ``job`` (chosen by the scheduler) and take its card through the printer."""
         host, store = self.host, self.host.store
         job_id = job["job_id"]
+        if self.card_left_by is not None and not await self._card_left_inside():
+            return
         await self._point("before_claim", job)
         try:
             claimed = await host.db(store.claim, job_id)
@@ -106,7 +117,8 @@ class Press:
         printer, encoder = host.printer, host.encoder
         chip = has_chip(job["card_type"]) and encoder is not None
         try:
-            await host.device(printer.insert_card, chip)
+            # With an encoder every blank stops at the contactless station first, to be checked for a chip.
+            await host.device(printer.insert_card, encoder is not None)
         except PrinterFault as fault:
             host.printer_fault(fault)
             await self._feed_failed(job_id, fault)
@@ -114,6 +126,9 @@ class Press:
         crash_point("after_feed")
         card_uid = None
         try:
+            if encoder is not None and not chip and await host.device(encoder.chip_present, CHIP_ABSENT_AFTER_S):
+                await self._wrong_blank(job, True)      # a chip blank for a card without a chip
+                return
             if chip:
                 host.job_changed(await host.db(store.set_step, job_id, "encoding"))
                 card_uid = await host.device(encoder.encode, job["chip_files"])
@@ -122,9 +137,13 @@ class Press:
             await host.device(printer.print_card, job["front_png"], job["back_png"])
             crash_point("after_print")
             host.job_changed(await host.db(store.set_step, job_id, "ejecting"))
-            await host.device(printer.eject)
+            if not await self._eject(job_id):
+                return                        # stopping with the card inside: in doubt at the next start
             crash_point("after_eject")        # the card is out, the ledger does not know yet
         except EncodeError as error:
+            if error.kind == "no_card" and not await self._chip_seen():
+                await self._wrong_blank(job, False)     # no chip came: a blank without one, for a chip card
+                return
             log.warning("job %s: the chip could not be encoded (%s); the card goes to the reject box", job_id,
                         error.kind, extra={"job": job_id})
             if error.kind in ("reader_gone", "service_gone"):
@@ -149,6 +168,78 @@ class Press:
         log.info("job %s printed", job_id, extra={"job": job_id, "record": job["record_id"], "card_type": job["card_type"],
                                                   "message_id": MSG_JOB_PRINTED})
 
+    async def _chip_seen(self) -> bool:
+        """After an encode found no card: does a chip answer at the station now? (No: the blank has none.)"""
+        try:
+            return await self.host.device(self.host.encoder.chip_present, CHIP_ABSENT_AFTER_S)
+        except EncodeError:
+            return True                                 # something is there, or the reader is gone: not a blank
+
+    async def _wrong_blank(self, job: dict, found: bool) -> None:
+        """The blank at the contactless station is not of the job's type (``found``: it has a chip). It goes
+        to the reject box unprinted, is spoiled as its real type, the job goes back to the queue without an
+        attempt counted, and ``wrong_blank`` holds the station for a person."""
+        host, job_id = self.host, job["job_id"]
+        real = blank_type(found)
+        log.error("job %s: the blank fed is a %s blank, not a %s blank; it goes to the reject box unprinted and the "
+                  "station waits for the right blanks", job_id, real, job["card_type"], extra={"job": job_id})
+        host.raise_fault("wrong_blank", f"a {real} blank in the feeder for a {job['card_type']} job")
+        try:
+            await host.device(host.printer.reject)
+        except PrinterFault as fault:
+            host.printer_fault(fault)
+            await self._in_doubt(job_id, f"reject_failed:{fault.code}")
+            return
+        host.job_changed(await host.db(host.store.wrong_blank, job_id, real))
+        host.stock_changed()
+
+    async def _eject(self, job_id: str) -> bool:
+        """``Se``. A refusal that leaves the finished card inside until a person acts (the output hopper full,
+        the cover open) is waited out, and then the same card goes to the output: it is never rejected and
+        its record never printed again. False: the daemon is stopping with the card still inside."""
+        host, waited = self.host, None
+        while True:
+            try:
+                await host.device(host.printer.eject)
+            except PrinterFault as fault:
+                if fault.code not in EJECT_WAITS_FOR:
+                    raise
+                if waited is None:
+                    log.warning("job %s: the printer cannot eject the finished card (%s); it waits inside until "
+                                "that is put right", job_id, fault.code, extra={"job": job_id})
+                waited = fault.code
+                host.printer_fault(fault)
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), host.config.printer.status_poll_s)
+                    return False
+                except asyncio.TimeoutError:
+                    continue                  # try the eject again: a printer may not report the hopper itself
+            if waited is not None:
+                host.clear_fault(waited)
+            return True
+
+    async def _card_left_inside(self) -> bool:
+        """Before the next feed, after a job went in doubt with its card perhaps still inside: a card found
+        inside is that job's; it goes to the reject box and that job's in-doubt episode records it. False:
+        the printer cannot be asked or the card cannot be moved (a fault is raised): no job starts."""
+        host, owner = self.host, self.card_left_by
+        status = await self._status()
+        if status is None or not status.connected:
+            host.raise_fault("printer_disconnected")
+            return False
+        if status.card_inside:
+            try:
+                await host.device(host.printer.reject)
+            except PrinterFault as fault:
+                host.printer_fault(fault)
+                await asyncio.sleep(host.config.printer.status_poll_s)    # no tight loop while it holds
+                return False
+            await host.db(host.store.note_card_rejected, owner, "found_inside_after_reconnect")
+            log.warning("job %s: its card was still inside the printer; it is in the reject box (the job stays in "
+                        "doubt: resolve it spoiled)", owner, extra={"job": owner, "message_id": MSG_CARD_REJECTED})
+        self.card_left_by = None
+        return True
+
     async def _feed_failed(self, job_id: str, fault) -> None:
         """The feed failed. Only when the printer shows no card inside did nothing move: then the blank
         goes back to stock and the attempt does not count."""
@@ -169,6 +260,7 @@ class Press:
 
     async def _in_doubt(self, job_id: str, why: str) -> None:
         view = await self.host.db(self.host.store.mark_in_doubt, job_id, why)
+        self.card_left_by = job_id
         log.error("job %s: where the card went is unknown (%s); it is in doubt until an operator resolves it",
                   job_id, why, extra={"job": job_id, "state": "in_doubt", "message_id": MSG_JOB_IN_DOUBT})
         self.host.job_changed(view)

@@ -13,6 +13,7 @@ from ..printer import protocol as p
 from ..printer.knowledge import STATUS_COMMAND
 from ..printer.panels import PanelSettings, compose_face
 from .card import SimChipCard
+from .feeder import Feeder
 from .firmware import DEFAULT as DEFAULT_FIRMWARE, PROFILES as FIRMWARE_PROFILES
 from .head import HeadSettings, PrintHead
 from .output import CardOutput
@@ -100,9 +101,10 @@ class EvolisSim(FaultsMixin, ReadsMixin):
         self._feeding = threading.Lock()
         self._parser = p.FrameParser(self._payload_length)
         self.head = PrintHead(self.settings.head.scaled(self.settings.time_scale), clock)
-        self.feeder = self.settings.feeder_cards
+        self.blanks = Feeder(self.settings.feeder_cards, chip=self.settings.chip_cards)
         self.hopper = 0
         self.reject_box = 0
+        self.taken_by_hand = 0               # jammed cards a person pulled out (clear("card_jam")): no record
         self.cover_open = False
         self.ribbon_loaded = True
         self.ribbon_remaining = self.settings.ribbon_prints
@@ -127,6 +129,15 @@ class EvolisSim(FaultsMixin, ReadsMixin):
                        "Rlr": self._read_last_reply, "Rse": self._read_sensor}
         if self.settings.status_command and self.profile.status_words:
             self._reads[self.settings.status_command] = lambda c: self.status_words().format()
+
+    @property
+    def feeder(self) -> int:
+        """How many blanks the feeder holds (setting it refills or empties it: :class:`~.feeder.Feeder`)."""
+        return self.blanks.count
+
+    @feeder.setter
+    def feeder(self, count: int) -> None:
+        self.blanks.count = count
 
     # -- the wire -------------------------------------------------------------------------------------
 
@@ -192,19 +203,18 @@ class EvolisSim(FaultsMixin, ReadsMixin):
         with self._state:
             if self.armed.get("feed") == "card_jam" and not self.jammed and self.position is None:
                 self.armed.pop("feed")
-                self.feeder -= 1
-                self._card_arrives("print")
+                self._card_arrives("print", self.blanks.take())
                 self.jammed = True               # stuck half-way between the feeder and the station
             self._trigger("feed")
             self._check_can_feed()
-            self.feeder -= 1
+            chip = self.blanks.take()
         self._work(FEED_SHARE)
         with self._state:
-            self._card_arrives("contactless" if command.name == "Sic" else "print")
+            self._card_arrives("contactless" if command.name == "Sic" else "print", chip)
         return p.OK
 
-    def _card_arrives(self, where: str) -> None:
-        self.card = SimChipCard() if self.settings.chip_cards else None
+    def _card_arrives(self, where: str, chip: bool) -> None:
+        self.card = SimChipCard() if chip else None
         self.position = where
         self.counters["cards_inserted"] += 1
         self.cards_since_cleaning += 1
@@ -336,8 +346,7 @@ class EvolisSim(FaultsMixin, ReadsMixin):
         with self._state:
             if self.position is None:           # a job without Si: the printer feeds a card itself
                 self._check_can_feed()
-                self.feeder -= 1
-                self._card_arrives("print")
+                self._card_arrives("print", self.blanks.take())
             self._check_mechanism()
             if self.side == "front" and panel not in self.card_ribbon:
                 raise Refused("ERR RIBBON TYPE")  # the card was fed under a ribbon type without this panel

@@ -11,6 +11,10 @@ log = logging.getLogger("kartud.sim.printer")
 STEPS = ("feed", "encode", "print", "eject", "reject")
 # Faults of the chip of the card at the contactless station (not printer faults: the printer never sees them).
 CHIP_FAULTS = ("chip_write_refused", "chip_leaves_field")
+# Every fault a test can inject or arm: the contract's printer faults, the cable pulled out (seen by the
+# in-process link: the command that pulls it takes effect but its answer is lost), and the chip faults.
+FAULT_KINDS = ("feeder_empty", "cover_open", "no_ribbon", "ribbon_ended", "card_jam", "reject_box_full", "hopper_full",
+               "head_cooling", "cleaning_required", "unplugged", *CHIP_FAULTS)
 
 
 class Refused(Exception):
@@ -47,6 +51,8 @@ class FaultsMixin:
                 self.head.overheat()
             elif fault == "cleaning_required":
                 self.cards_since_cleaning = self.settings.cleaning_every
+            elif fault == "unplugged":
+                self.connected = False
             else:
                 raise ValueError(f"no such fault to inject: {fault}")
 
@@ -60,7 +66,7 @@ class FaultsMixin:
 
     def clear(self, fault: str) -> None:
         """Put ``fault`` right: load blanks, close the cover, fit a new ribbon, pull out a jammed card,
-        empty the reject box or the hopper, let the head cool, clean."""
+        empty the reject box or the hopper, let the head cool, clean, plug the cable back in."""
         with self._state:
             if fault in CHIP_FAULTS:
                 if self.card is not None:
@@ -74,6 +80,7 @@ class FaultsMixin:
             elif fault == "card_jam":
                 if self.jammed and self.position is not None:
                     self._card_leaves()          # taken out by hand: it reaches neither hopper nor reject box
+                    self.taken_by_hand += 1
                 self.jammed = False
             elif fault == "reject_box_full":
                 self.reject_box = 0
@@ -83,6 +90,8 @@ class FaultsMixin:
                 self.head.cool_down()
             elif fault == "cleaning_required":
                 self.cards_since_cleaning = 0
+            elif fault == "unplugged":
+                self.connected = True
             else:
                 raise ValueError(f"no such fault to clear: {fault}")
 

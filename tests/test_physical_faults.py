@@ -1,0 +1,66 @@
+"""Physical faults that used to cost a card or a blank: the hopper full at the eject, a card left inside over a replug."""
+
+from __future__ import annotations
+
+import asyncio
+
+from physical_room import PhysicalRoom, ledger_matches_printer
+
+
+def test_a_full_hopper_at_the_eject_holds_the_card_and_ejects_the_same_card_when_emptied(tmp_path):
+    async def scenario():
+        room = PhysicalRoom(tmp_path, job_types=["KTP_EL"])
+        room.sim.arm("eject", "hopper_full")
+        room.start()
+        await room.quiet()
+        assert "hopper_full" in room.daemon.faults
+        assert room.sim.position == "print" and room.cards() == []        # waiting inside, not rejected
+        assert room.states() == {"j-1": "printing"}
+        assert ledger_matches_printer(room) == []
+        room.sim.clear("hopper_full")                                     # the person empties the hopper
+        await room.quiet(gone=("hopper_full",))
+        assert await room.stop() == 0
+        return room
+
+    room = asyncio.run(scenario())
+    assert room.owners() == [("output", "j-1")]                           # one card, the same, never reprinted
+    assert room.states() == {"j-1": "printed"}
+    assert room.query("SELECT attempts FROM jobs") == [(1,)]
+    assert ledger_matches_printer(room) == []
+
+
+def test_a_stop_while_the_hopper_is_full_leaves_the_card_inside_for_the_next_start(tmp_path):
+    async def scenario():
+        room = PhysicalRoom(tmp_path, job_types=["KTP_EL"])
+        room.sim.arm("eject", "hopper_full")
+        room.start()
+        await room.quiet()
+        assert await room.stop() == 0                                     # not held for ever by the wait
+        return room
+
+    room = asyncio.run(scenario())
+    assert room.cards() == [] and room.sim.position == "print"
+    assert room.states() == {"j-1": "printing"}                            # in doubt at the next start
+
+
+def test_a_card_left_inside_over_an_unplug_is_charged_to_its_own_job_never_the_next(tmp_path):
+    async def scenario():
+        room = PhysicalRoom(tmp_path, job_types=["KTP_EL", "KTP_EL"])
+        room.sim.arm("print", "unplugged")                                # the cable pulled mid-card
+        room.start()
+        await room.quiet()
+        assert room.states() == {"j-1": "in_doubt", "j-2": "queued"}
+        assert room.sim.position is not None                              # j-1's card is still inside
+        room.sim.clear("unplugged")                                       # plugged back in
+        await room.quiet()
+        assert await room.stop() == 0
+        return room
+
+    room = asyncio.run(scenario())
+    assert room.owners() == [("reject", "j-1"), ("output", "j-2")]
+    assert room.states() == {"j-1": "in_doubt", "j-2": "printed"}
+    assert room.query("SELECT attempts, reason FROM jobs WHERE job_id = 'j-2'") == [(1, None)]
+    stock = room.stock()["KTP_EL"]
+    assert (stock["printed"], stock["spoiled"], stock["reserved"]) == (1, 0, 1)   # 2 blanks: 2 cards left
+    assert room.query("SELECT job_id FROM audit WHERE kind = 'card_rejected'") == [("j-1",)]
+    assert ledger_matches_printer(room) == []
