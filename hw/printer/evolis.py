@@ -368,8 +368,8 @@ class EvolisPrinter(Printer):
         cannot say."""
         with self._lock:
             self._command(p.clean_printer(), "Scp", self.settings.move_timeout_s)
-            self._read_counters()
             due = self._cleaning_due()
+            self._read_counters()
             if due is None and self._until_cleaning is not None:
                 due = self._until_cleaning == 0
             return None if due is None else not due
