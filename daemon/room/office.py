@@ -1,9 +1,13 @@
-"""The office side of the MQTT API, as a small blocking client: send a request, wait for its answer, watch events.
+"""The office side of the MQTT API, as small blocking clients: one station (OfficeClient) or a whole fleet (FleetClient).
 
-Used by the demo, the tests and anyone trying a box by hand::
+Used by the demo, the tests, the dispatcher (dispatcher.py) and anyone trying a box by hand::
 
     with OfficeClient("127.0.0.1", 1883, "kartud/kota-probolinggo-01") as office:
         print(office.request("status/get", {})["data"]["mode"])
+
+Answers are matched by MQTT 5 Correlation Data, or else by the request's ``request_id``: across a
+mosquitto bridge (MQTT 3.1.1, see etc/mosquitto/kartud-box.conf) a request loses its Response Topic
+and Correlation Data, and the box answers on ``{root}/response/<command>`` echoing ``request_id``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,25 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+
+def paho_client(client_id: str, tls: tuple[str, str, str] | None, username: str | None,
+                password: str | None) -> mqtt.Client:
+    """An MQTT 5 paho client as the office's clients use it: quick reconnects, Nagle off, TLS and a password if given."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.reconnect_delay_set(0.1, 0.5)
+    client.on_socket_open = lambda c, u, s: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls is not None:
+        client.tls_set(ca_certs=tls[0], certfile=tls[1], keyfile=tls[2])
+    if username is not None:
+        client.username_pw_set(username, password)
+    return client
+
+
+def request_id_of(payload: dict[str, Any] | bytes) -> str | None:
+    """The ``request_id`` of a request payload, when it has a readable one."""
+    request_id = payload.get("request_id") if isinstance(payload, dict) else None
+    return request_id if isinstance(request_id, str) else None
 
 
 class OfficeClient:
@@ -36,19 +59,15 @@ class OfficeClient:
         self.faults: "queue.Queue[dict]" = queue.Queue()
         self.state: dict | None = None
         self.availability: str | None = None
+        self.link: str | None = None         # the box's bridge, when it has one: "1" connected, "0" lost
         self.state_changed = threading.Condition()
         self._waiting: dict[bytes, "queue.Queue[dict]"] = {}
+        self._by_request_id: dict[str, bytes] = {}       # request_id -> correlation, for answers without one
         self._subscribed = threading.Event()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
-        client.reconnect_delay_set(0.1, 0.5)
+        client = paho_client(self.client_id, tls, username, password)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_subscribe = lambda *a: self._subscribed.set()
-        client.on_socket_open = lambda c, u, s: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if tls is not None:
-            client.tls_set(ca_certs=tls[0], certfile=tls[1], keyfile=tls[2])
-        if username is not None:
-            client.username_pw_set(username, password)
         self.client = client
         client.connect(host, port, keepalive=30)
         client.loop_start()
@@ -68,13 +87,19 @@ class OfficeClient:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         client.subscribe([(f"{self.root}/event/#", 1), (f"{self.root}/state", 1),
-                          (f"{self.root}/availability", 1), (f"{self.root}/response/#", 1)])
+                          (f"{self.root}/availability", 1), (f"{self.root}/response/#", 1),
+                          (f"{self.root}/bridge", 1)])
 
     def _on_message(self, client, userdata, message) -> None:
         topic = message.topic
         if topic == f"{self.root}/availability":
             with self.state_changed:
                 self.availability = message.payload.decode()
+                self.state_changed.notify_all()
+            return
+        if topic == f"{self.root}/bridge":
+            with self.state_changed:
+                self.link = message.payload.decode()
                 self.state_changed.notify_all()
             return
         try:
@@ -84,6 +109,8 @@ class OfficeClient:
         if topic == self.reply_topic or topic.startswith(f"{self.root}/response/"):
             correlation = getattr(message.properties, "CorrelationData", None)
             waiter = self._waiting.get(correlation) if correlation else None
+            if waiter is None and isinstance(body, dict) and isinstance(body.get("request_id"), str):
+                waiter = self._waiting.get(self._by_request_id.get(body["request_id"], b""))
             if waiter is not None:
                 waiter.put(body)
         elif topic == f"{self.root}/event/job":
@@ -101,6 +128,8 @@ class OfficeClient:
         With ``wait`` it returns once the broker has the request (its PUBACK), else at once (paho queues it)."""
         correlation = correlation or uuid.uuid4().bytes
         self._waiting.setdefault(correlation, queue.Queue())
+        if (request_id := request_id_of(payload)) is not None:
+            self._by_request_id[request_id] = correlation
         properties = Properties(PacketTypes.PUBLISH)
         properties.ResponseTopic = self.reply_topic
         properties.CorrelationData = correlation
@@ -120,6 +149,8 @@ class OfficeClient:
             raise TimeoutError(f"no answer within {timeout} s") from None
         finally:
             self._waiting.pop(correlation, None)
+            for request_id in [r for r, c in self._by_request_id.items() if c == correlation]:
+                del self._by_request_id[request_id]
 
     def request(self, command: str, payload: dict[str, Any] | bytes, timeout: float = 10.0, **kwargs) -> dict:
         """Send a request and wait for its response."""
@@ -136,3 +167,134 @@ class OfficeClient:
         with self.state_changed:
             if not self.state_changed.wait_for(lambda: self.availability == value, timeout):
                 raise TimeoutError(f"availability stayed {self.availability!r}, not {value!r}")
+
+    def wait_link(self, value: str, timeout: float = 10.0) -> None:
+        """Wait until the box's bridge says ``value`` ("1" connected, "0" lost) on ``{root}/bridge``."""
+        with self.state_changed:
+            if not self.state_changed.wait_for(lambda: self.link == value, timeout):
+                raise TimeoutError(f"the bridge stayed {self.link!r}, not {value!r}")
+
+
+class FleetClient:
+    """One MQTT 5 connection to a broker that carries many stations (``<prefix>/<station>/...``): the office's
+    view of a fleet. Every station's retained availability, bridge link and state document are kept as they
+    arrive; answers come back by Correlation Data or ``request_id``; job events go to ``on_job_event``.
+
+    ::
+
+        with FleetClient("127.0.0.1", 1883) as fleet:
+            fleet.wait_for(lambda f: len(f.states) >= 20)
+            print(fleet.request("kota-probolinggo-01", "status/get", {})["data"]["mode"])
+    """
+
+    def __init__(self, host: str, port: int, prefix: str = "kartud", client_id: str | None = None,
+                 tls: tuple[str, str, str] | None = None, username: str | None = None, password: str | None = None,
+                 connect_timeout: float = 10.0):
+        self.prefix = prefix
+        self.client_id = client_id or f"office-fleet-{uuid.uuid4().hex[:8]}"
+        self.states: dict[str, dict] = {}
+        self.availability: dict[str, str] = {}
+        self.links: dict[str, str] = {}
+        self.changed = threading.Condition()      # notified on every availability, link or state change
+        self.on_job_event = None                   # called as on_job_event(station, job view), on paho's thread
+        self.on_answer = None                      # called as on_answer(station, correlation, body), likewise
+        self._waiting: dict[bytes, "queue.Queue[dict]"] = {}
+        self._by_request_id: dict[str, bytes] = {}
+        self._subscribed = threading.Event()
+        client = paho_client(self.client_id, tls, username, password)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client = client
+        client.connect(host, port, keepalive=30)
+        client.loop_start()
+        if not self._subscribed.wait(connect_timeout):
+            self.close()
+            raise TimeoutError(f"no subscription to {prefix}/+ on {host}:{port} within {connect_timeout} s")
+
+    def __enter__(self) -> "FleetClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def reachable(self, station: str) -> bool:
+        """Whether the station's daemon is up (availability ``online``) and its bridge, if it has one, is not lost."""
+        return self.availability.get(station) == "online" and self.links.get(station) != "0"
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        client.subscribe([(f"{self.prefix}/+/{leaf}", 1)
+                          for leaf in ("availability", "bridge", "state", "event/job", "response/#")])
+
+    def _on_message(self, client, userdata, message) -> None:
+        parts = message.topic.split("/")
+        if len(parts) < 3 or parts[0] != self.prefix:
+            return
+        station, leaf = parts[1], "/".join(parts[2:])
+        if leaf in ("availability", "bridge"):
+            with self.changed:
+                (self.availability if leaf == "availability" else self.links)[station] = message.payload.decode()
+                self.changed.notify_all()
+            return
+        try:
+            body = json.loads(message.payload)
+        except ValueError:
+            return
+        if not isinstance(body, dict):
+            return
+        if leaf == "state":
+            with self.changed:
+                self.states[station] = body
+                self.changed.notify_all()
+        elif leaf == "event/job" and self.on_job_event is not None and isinstance(body.get("job"), dict):
+            self.on_job_event(station, body["job"])
+        elif leaf.startswith("response/"):
+            correlation = getattr(message.properties, "CorrelationData", None)
+            if correlation not in self._waiting and isinstance(body.get("request_id"), str):
+                correlation = self._by_request_id.get(body["request_id"])
+            if correlation in self._waiting:
+                if self.on_answer is not None:
+                    self.on_answer(station, correlation, body)
+                self._waiting[correlation].put(body)
+
+    def send(self, station: str, command: str, payload: dict[str, Any], expiry_s: float | None = None) -> bytes:
+        """Publish a request to ``station`` (QoS 1, with a Message Expiry when ``expiry_s`` is given: the broker
+        drops it, queued or in flight, if the station has not acknowledged it by then); returns its correlation."""
+        correlation = uuid.uuid4().bytes
+        self._waiting[correlation] = queue.Queue()
+        if (request_id := request_id_of(payload)) is not None:
+            self._by_request_id[request_id] = correlation
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.ResponseTopic = f"{self.prefix}/{station}/response/_reply/{self.client_id}"
+        properties.CorrelationData = correlation
+        if expiry_s is not None:
+            properties.MessageExpiryInterval = max(1, round(expiry_s))
+        self.client.publish(f"{self.prefix}/{station}/request/{command}", json.dumps(payload), qos=1,
+                            properties=properties).wait_for_publish(10)
+        return correlation
+
+    def forget(self, correlation: bytes) -> None:
+        """Stop waiting for the answer to a request (an answer arriving later is ignored)."""
+        self._waiting.pop(correlation, None)
+        for request_id in [r for r, c in self._by_request_id.items() if c == correlation]:
+            del self._by_request_id[request_id]
+
+    def request(self, station: str, command: str, payload: dict[str, Any], timeout: float = 10.0) -> dict:
+        """Send a request to ``station`` and wait for its answer."""
+        correlation = self.send(station, command, payload)
+        try:
+            return self._waiting[correlation].get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no answer from {station} within {timeout} s") from None
+        finally:
+            self.forget(correlation)
+
+    def wait_for(self, predicate, timeout: float = 10.0) -> None:
+        """Wait until ``predicate(self)`` holds; it is checked on every availability, link and state change."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: predicate(self), timeout):
+                raise TimeoutError(f"the fleet never matched within {timeout} s")
