@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import time
+from datetime import datetime
+
 import pytest
+from printer_fixtures import SimProcess, wait_until
 
 from kartud.hw.printer import protocol as p
 from kartud.hw.printer.panels import PanelSettings
 from kartud.hw.sim.evolis_sim import EvolisSim, SimSettings
+from kartud.hw.sim.sim_control import send_command
 from kartud.rules.config import from_dict
 from kartud.service.devices import build_devices
 
@@ -86,3 +92,46 @@ def test_the_in_process_simulator_scales_the_same_way(tmp_path, manual_clock):
     assert sim.head.cooling()
     manual_clock.advance(0.1)
     assert not sim.head.cooling()
+
+
+def test_a_hundred_cards_in_a_row_at_a_fifth_of_a_second_take_under_a_minute(serial_room):
+    """100 KIA cards through the daemon, over a pty, to ``kartud-sim printer --seconds-per-card 0.2``: all of
+    them leave the simulator (its cards.jsonl) in under a minute of wall time, with the head still modelled.
+
+    Nothing but the printer holds cards back: ``limits.daily`` is 1000, and the room's config has
+    ``limits.pacing = "none"`` and working hours all day every day. Whether the head overheats by itself
+    here depends on how fast the daemon turns a card around, so after card 50 the next feed is made to
+    find the head at its limit: the feed is refused, and printing goes on only when the head has cooled
+    to 45 degrees, 300 s x ln 2 x 0.2/15 = 2.8 s later (at the unscaled constant: 3.5 minutes)."""
+    room = serial_room
+    room.overrides["limits.daily"] = "1000"
+    control = os.path.join(room.dir, "sim.sock")
+    sim = SimProcess(room.pty_path, os.path.join(room.dir, "cards"), "--no-chip", "--seconds-per-card", "0.2",
+                     "--feeder", "100", "--control", control)
+    try:
+        room.start()
+        room.receive_blanks(100, "KIA")
+        jobs = [room.job("KIA") for _ in range(100)]
+        started = time.monotonic()
+        for job in jobs:
+            assert room.submit(job)["status"] == "ok"
+        wait_until(lambda: len(room.cards()) >= 50, timeout=60, what="50 cards out")
+        room.wait_fault("head_cooling", active=False, timeout=15)
+        armed_at = time.monotonic()               # the head cannot be back at 45 degrees sooner than 2.8 s from here
+        assert send_command(control, "arm feed head_cooling") == "ok"
+        room.wait_fault("head_cooling", timeout=15)
+        room.wait_fault("head_cooling", active=False, timeout=15)
+        pause = time.monotonic() - armed_at
+        wait_until(lambda: len(room.cards()) >= 100, timeout=60, what="100 cards out")
+        wall = time.monotonic() - started
+        for job in jobs:                          # the last eject answered before the printer goes away
+            room.wait_state(job["job_id"], "printed")
+    finally:
+        assert sim.stop() == 0
+    cards = room.cards()
+    print(f"100 cards at 0.2 s a card: {wall:.1f} s of wall time; the armed cooling pause {pause:.1f} s")
+    assert [c["destination"] for c in cards] == ["output"] * 100
+    assert wall < 60
+    assert 2.7 <= pause < 15
+    at = [datetime.fromisoformat(c["at"]) for c in cards]
+    assert max((b - a).total_seconds() for a, b in zip(at, at[1:])) >= 2      # the pause, in the printer's record

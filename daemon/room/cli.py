@@ -39,7 +39,8 @@ def _add_printer_parser(commands) -> None:
                          help="where cards.jsonl and <seq>-front.png go (default: %(default)s)")
     printer.add_argument("--feeder", type=int, default=100, metavar="N", help="blanks in the feeder (default: 100)")
     printer.add_argument("--seconds-per-card", type=float, default=15.0, metavar="S",
-                         help="time a card takes, feed to eject (default: 15)")
+                         help="time a card takes, feed to eject; every other time of the simulator (head "
+                              "cooling, cleaning) scales with it (default: 15, a real printer's pace)")
     printer.add_argument("--no-chip", action="store_true", help="blanks without a chip (KIA)")
     printer.add_argument("--panel-geometry", type=_geometry, default=(PANEL_WIDTH, PANEL_HEIGHT), metavar="WxH",
                          help="panel size in dots; must match printer.panel_width/height (default: 648x1016)")
