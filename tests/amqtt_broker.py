@@ -18,13 +18,16 @@ listeners:
     bind: 127.0.0.1:{port}
 plugins:
   amqtt.plugins.authentication.AnonymousAuthPlugin:
-    allow_anonymous: true
+    allow_anonymous: false
 """
+# Not anonymous: amqtt drops the session of an anonymous client when it disconnects, so a client must give a
+# user name (any: this plugin checks no password) to have its QoS 1 messages kept while it is away.
 
 
 class AmqttBroker:
     """amqtt on a free loopback port, in its own folder: the same ``port``, ``start()``, ``kill()`` and ``stop()``
-    as the mosquitto of ``PrivateBroker``. It keeps sessions and retained messages in memory only."""
+    as the mosquitto of ``PrivateBroker``. It keeps sessions and retained messages in memory only, and the
+    sessions only of clients that give a user name."""
 
     def __init__(self, directory: str, port: int | None = None):
         self.directory = directory

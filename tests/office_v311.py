@@ -16,7 +16,8 @@ class Office311:
     message on ``{root}/response/<command>`` that echoes it. Events, the retained state and availability are
     collected as they arrive (the same attributes, so ``print_room.Room`` can use it as its office)."""
 
-    def __init__(self, host: str, port: int, root: str, client_id: str | None = None, connect_timeout: float = 10.0):
+    def __init__(self, host: str, port: int, root: str, client_id: str | None = None, connect_timeout: float = 10.0,
+                 username: str = "office"):
         self.root = root
         self.events: "queue.Queue[dict]" = queue.Queue()
         self.state: dict | None = None
@@ -27,6 +28,7 @@ class Office311:
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"office-{uuid.uuid4().hex[:8]}",
                              protocol=mqtt.MQTTv311)
         client.reconnect_delay_set(0.1, 0.5)
+        client.username_pw_set(username)        # amqtt keeps the sessions of named clients only
         client.on_connect = lambda c, u, f, rc, p: c.subscribe(
             [(f"{root}/event/#", 1), (f"{root}/state", 1), (f"{root}/availability", 1), (f"{root}/response/#", 1)])
         client.on_subscribe = lambda *a: self._subscribed.set()
