@@ -13,7 +13,7 @@ from typing import Any, Callable
 from ..rules.calendar import parse_day as iso_day
 from ..rules.card_types import CARD_TYPES
 from ..rules.config import ConfigError, load
-from ..ctl.client import ControlClient, Unreachable
+from ..ctl.client import ControlClient, DatabaseUnreadable, Refused, Unreachable
 from ..ctl.words import LANGUAGES, Texts, language_from_argv
 from ..rules.errors import CommandError
 
@@ -22,22 +22,6 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 READ_ONLY = ("status/get", "job/list", "job/get", "report/daily", "quarantine/list")
 STATES = ("queued", "printing", "printed", "failed", "cancelled", "expired", "in_doubt")
 TODAY_WORDS = {"today": 0, "hari-ini": 0, "yesterday": 1, "kemarin": 1}
-
-
-class Refused(Exception):
-    """The daemon (or the database, for a read-only command while it is down) answered an error."""
-
-    def __init__(self, error: dict[str, Any]):
-        super().__init__(error.get("message", ""))
-        self.error = error
-
-
-class DatabaseUnreadable(Exception):
-    """The database cannot be read (for a read-only command whose daemon is down, or for verify)."""
-
-    def __init__(self, detail: str, daemon_down: bool = False):
-        super().__init__(detail)
-        self.daemon_down = daemon_down
 
 
 # -- the command line ---------------------------------------------------------------------------
@@ -112,6 +96,12 @@ def build_parser(texts: Texts) -> argparse.ArgumentParser:
                                                                           "why the count changed (required)"))
     cleaned = command("cleaned", "catat bahwa printer sudah dibersihkan", "record that the printer was cleaned")
     cleaned.add_argument("--note", metavar="TEXT", help=p("catatan", "a note"))
+    clean = command("clean", "jalankan siklus pembersihan printer (kartu pembersih di feeder); dicatat bila printer "
+                             "menyatakan bersih", "run the printer's cleaning cycle (a cleaning card in the feeder); "
+                             "recorded when the printer says it is clean")
+    clean.add_argument("--note", metavar="TEXT", help=p("catatan", "a note"))
+    command("printer", "yang dikatakan printer tentang dirinya: model, nomor seri, firmware, pita, penghitung",
+            "what the printer says about itself: model, serial, firmware, ribbon, counters")
     report = command("report", "laporan blangko harian atau bulanan (berita acara)",
                      "the daily or monthly blank report (berita acara)")
     report.add_argument("date", nargs="?", metavar="DATE", help=p("YYYY-MM-DD, today/hari-ini atau yesterday/kemarin",
@@ -141,7 +131,7 @@ def _limit(value: str) -> int:
 def request_of(args) -> tuple[str, dict[str, Any]]:
     """The MQTT command name and payload a kartuctl command sends."""
     name = args.command if args.command != "blanks" else f"blanks {args.blanks_command}"
-    if name == "status":
+    if name in ("status", "printer"):
         return "status/get", {}
     if name == "jobs":
         return "job/list", {"limit": args.limit, **({"state": args.state} if args.state else {})}
@@ -161,8 +151,9 @@ def request_of(args) -> tuple[str, dict[str, Any]]:
         # An id of its own, so that the daemon counts this correction once whatever happens on the way.
         return "blanks/adjust", {"card_type": args.card_type, "delta": args.delta, "reason": args.reason,
                                  "request_id": f"kartuctl-{uuid.uuid4().hex}"}
-    if name == "cleaned":
-        return "maintenance/cleaned", {"note": args.note} if args.note else {}
+    if name in ("cleaned", "clean"):
+        return "maintenance/cleaned", {**({"note": args.note} if args.note else {}),
+                                       **({"run_cycle": True} if name == "clean" else {})}
     if name == "quarantine":
         return "quarantine/list", {}
     raise ValueError(name)
@@ -228,10 +219,20 @@ def print_json(data: Any, out) -> None:
 def run_command(args, config, texts: Texts, session: Session, out, err) -> int:
     from ..ctl.screens import confirmation, job_view, jobs_table, quarantine_table, status_screen
 
+    from ..ctl.printer_screen import clean_words, printer_screen
+
     command, payload = request_of(args)
+    if args.command == "clean":     # the cycle takes as long as a card move, and the daemon answers after it
+        session.client.timeout = max(session.client.timeout, config.printer.move_timeout_s + 30)
     data = session.ask(command, payload)
+    if args.command == "clean":     # recorded only when the printer agrees (or cannot say): else exit 1
+        words, recorded = clean_words(texts, data)
+        print_json(data, out) if args.json else (out if recorded else err).write(words)
+        return EXIT_OK if recorded else EXIT_REFUSED
     if args.json:
         print_json(data, out)
+    elif args.command == "printer":
+        out.write(printer_screen(texts, data))
     elif command == "status/get":
         out.write(status_screen(texts, data, config.tz, config.blanks.low_threshold))
     elif command == "job/list":

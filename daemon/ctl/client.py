@@ -21,6 +21,22 @@ class Unreachable(Exception):
         self.detail = detail
 
 
+class Refused(Exception):
+    """The daemon (or the database, for a read-only command while it is down) answered an error."""
+
+    def __init__(self, error: dict[str, Any]):
+        super().__init__(error.get("message", ""))
+        self.error = error
+
+
+class DatabaseUnreadable(Exception):
+    """The database cannot be read (for a read-only command whose daemon is down, or for verify)."""
+
+    def __init__(self, detail: str, daemon_down: bool = False):
+        super().__init__(detail)
+        self.daemon_down = daemon_down
+
+
 class ControlClient:
     """A connection to the daemon's control socket; several requests may use one connection.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Mapping
 
+from ..ctl.printer_words import PRINTER_MESSAGES
 from ..ctl.report_words import REPORT_MESSAGES
 
 LANGUAGES = ("id", "en")
@@ -101,8 +102,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                   "printing resumes when they begin"),
     "why_pacing": ("jeda antarkartu, agar batas harian tersebar merata sepanjang jam kerja (menjaga mutu)",
                    "pausing between cards so the daily limit spreads evenly over the working hours (quality)"),
-    "why_cleaning_due": ("printer harus dibersihkan; setelah membersihkan jalankan: kartuctl cleaned",
-                         "the printer is due for cleaning; after cleaning it run: kartuctl cleaned"),
+    "why_cleaning_due": ("printer harus dibersihkan: masukkan kartu pembersih ke feeder lalu jalankan: kartuctl "
+                         "clean (atau bersihkan dengan tangan, lalu: kartuctl cleaned)",
+                         "the printer is due for cleaning: put a cleaning card in the feeder and run: kartuctl clean "
+                         "(or clean it by hand, then: kartuctl cleaned)"),
     "why_out_of_blanks": ("blangko habis; isi printer dan catat: kartuctl blanks receive BATCH JENIS JUMLAH",
                           "out of blanks; load the printer and record them: kartuctl blanks receive BATCH TYPE COUNT"),
     "why_paused_by_operator": ("dijeda oleh petugas; lanjutkan dengan: kartuctl resume",
@@ -128,8 +131,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
                           "the finished cards out"),
     "fault_head_cooling": ("kepala cetak sedang didinginkan; mencetak lagi dengan sendirinya", "the print head is "
                            "cooling down; printing resumes by itself"),
-    "fault_cleaning_required": ("printer minta dibersihkan: bersihkan, lalu jalankan kartuctl cleaned",
-                                "the printer asks to be cleaned: clean it, then run kartuctl cleaned"),
+    "fault_cleaning_required": ("printer minta dibersihkan: masukkan kartu pembersih ke feeder lalu jalankan "
+                                "kartuctl clean", "the printer asks to be cleaned: put a cleaning card in the "
+                                "feeder, then run kartuctl clean"),
     "fault_encoder_disconnected": ("encoder chip tidak terjangkau: periksa pembaca kartu dan pcscd",
                                    "the chip encoder is unreachable: check the card reader and pcscd"),
     "fault_storage_error": ("basis data tidak dapat ditulis (disk penuh atau rusak?): lihat journalctl -u kartud",
@@ -209,6 +213,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 MESSAGES.update(REPORT_MESSAGES)
+MESSAGES.update(PRINTER_MESSAGES)
 
 MONTHS = {"id": ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September", "Oktober",
                  "November", "Desember"),

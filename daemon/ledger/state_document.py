@@ -64,13 +64,19 @@ def state_document(config, ledger: LedgerFacts, now: datetime, paused_reason: st
         "paused_reason": paused_reason,                            # extension: what queue/pause was given
         "blanks": {t: {"in_stock": ledger.stock[t]["in_stock"], "low": ledger.stock[t]["in_stock"] < low}
                    for t in config.station.card_types},
-        # The printer's own count when it reports one, else the ledger's blanks since the last cleaning.
-        "printer": {**parts.printer, "cards_until_cleaning": parts.printer.get("cards_until_cleaning")
-                    if parts.printer.get("cards_until_cleaning") is not None
-                    else max(0, config.limits.cleaning_every - ledger.cards_since_cleaning)},
+        "printer": _printer(parts.printer, max(0, config.limits.cleaning_every - ledger.cards_since_cleaning)),
     })
     if live is not None:
         document["encoder"] = live.encoder
         if live.office_link is not None:
             document["office_link"] = live.office_link      # extension: the broker link, in words
     return document
+
+
+def _printer(printer: dict[str, Any], ledger_until_cleaning: int) -> dict[str, Any]:
+    """The contract's printer object, and what the printer said about itself (firmware, ribbon type, its
+    counters: :meth:`~kartud.hw.printer.PrinterStatus.as_dict`). ``cards_until_cleaning`` is the printer's own
+    count when it reports one, else the ledger's; ``cleaning_count_from`` (extension) says which."""
+    own = printer.get("cards_until_cleaning")
+    return {**printer, "cards_until_cleaning": own if own is not None else ledger_until_cleaning,
+            "cleaning_count_from": "printer" if own is not None else "ledger"}

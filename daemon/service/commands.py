@@ -322,16 +322,28 @@ class Commands:
     async def maintenance_cleaned(self, payload):
         problems: list = []
         note = _text(payload, "note", problems)
+        run_cycle = payload.get("run_cycle", False)
+        if not isinstance(run_cycle, bool):
+            problems.append({"field": "run_cycle", "problem": "must be true (run the printer's cleaning cycle, a "
+                                                              "cleaning card in the feeder) or false"})
         if problems:
             raise invalid_payload(problems)
         memo, store = self._memo("maintenance/cleaned", payload), self.host.store
+        cycle = None
+        if run_cycle:       # extension: the printer cleans itself; recorded only when it agrees it is done
+            from .cleaning_cycle import run_cleaning_cycle
+
+            cycle = await run_cleaning_cycle(self.host)
+            if not cycle["ran"] or cycle["printer_says"] == "still_due":
+                return {**await self.host.state_document(), "cleaning_cycle": cycle}
         done = await self._once(memo, lambda: store.record_cleaning(note))
         if isinstance(done, Repeat):
             return await self._state_answer(memo, done)
         if done:
             log.info("the printer was cleaned")
         self.host.stock_changed()
-        return await self._state_answer(memo)
+        answer = await self._state_answer(memo)
+        return {**answer, "cleaning_cycle": cycle} if cycle is not None else answer
 
     # -- reading ----------------------------------------------------------------------------------
 
