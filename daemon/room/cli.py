@@ -1,4 +1,4 @@
-"""``kartud-sim``: the simulated print room (``demo``) and the printer simulator as its own process (``printer``)."""
+"""``kartud-sim``: the simulated print room (``demo``), the printer simulator (``printer``), storms, fake jobs."""
 
 from __future__ import annotations
 
@@ -130,6 +130,20 @@ def run_printer(args) -> int:
     return 0
 
 
+def _print_fake_job(card_type: str, serial: int) -> int:
+    import json
+    import random
+
+    from ..room.fake_people import fake_job
+
+    try:
+        print(json.dumps(fake_job(random.Random(serial), serial, card_type), separators=(",", ":")), flush=True)
+    except BrokenPipeError:         # piped into something that stopped reading (head): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kartud-sim", description="Simulators for trying kartud without hardware.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -144,7 +158,14 @@ def main(argv: list[str] | None = None) -> int:
                                                               "limit, even pacing, and a per-hour histogram")
     _add_printer_parser(commands)
     _add_storm_parser(commands)
+    fake = commands.add_parser("fake-job", help="print one job/submit payload (JSON) for a fake person, NIK region "
+                                                "99: for trying a box by hand, e.g. with mosquitto_pub -f")
+    fake.add_argument("--card-type", choices=("KTP_EL", "KIA"), default="KTP_EL", help="default: %(default)s")
+    fake.add_argument("--serial", type=int, default=1, help="which fake person, job_id (j-demo-<serial>) and "
+                                                            "record_id; the same serial gives the same job")
     args = parser.parse_args(argv)
+    if args.command == "fake-job":
+        return _print_fake_job(args.card_type, args.serial)
     if args.command == "printer":
         return run_printer(args)
     if args.command == "storm":
