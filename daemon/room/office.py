@@ -256,14 +256,18 @@ class FleetClient:
             correlation = getattr(message.properties, "CorrelationData", None)
             if correlation not in self._waiting and isinstance(body.get("request_id"), str):
                 correlation = self._by_request_id.get(body["request_id"])
-            if correlation in self._waiting:
+            waiter = self._waiting.get(correlation)
+            if waiter is not None:
+                waiter.put(body)
                 if self.on_answer is not None:
                     self.on_answer(station, correlation, body)
-                self._waiting[correlation].put(body)
 
-    def send(self, station: str, command: str, payload: dict[str, Any], expiry_s: float | None = None) -> bytes:
+    def send(self, station: str, command: str, payload: dict[str, Any], expiry_s: float | None = None,
+             wait: bool = True) -> bytes:
         """Publish a request to ``station`` (QoS 1, with a Message Expiry when ``expiry_s`` is given: the broker
-        drops it, queued or in flight, if the station has not acknowledged it by then); returns its correlation."""
+        drops it, queued or in flight, if the station has not acknowledged it by then); returns its correlation.
+        With ``wait`` it returns once the broker has it (its PUBACK), else at once (paho queues it, and sends
+        it again after a reconnect): a caller holding a lock that the callbacks take must not wait."""
         correlation = uuid.uuid4().bytes
         self._waiting[correlation] = queue.Queue()
         if (request_id := request_id_of(payload)) is not None:
@@ -273,8 +277,10 @@ class FleetClient:
         properties.CorrelationData = correlation
         if expiry_s is not None:
             properties.MessageExpiryInterval = max(1, round(expiry_s))
-        self.client.publish(f"{self.prefix}/{station}/request/{command}", json.dumps(payload), qos=1,
-                            properties=properties).wait_for_publish(10)
+        info = self.client.publish(f"{self.prefix}/{station}/request/{command}", json.dumps(payload), qos=1,
+                                   properties=properties)
+        if wait:
+            info.wait_for_publish(10)
         return correlation
 
     def forget(self, correlation: bytes) -> None:

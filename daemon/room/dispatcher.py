@@ -1,0 +1,203 @@
+"""The office's dispatcher: sends each job to one station of a fleet, and re-routes only what an offline station never acknowledged.
+
+Which station (``Dispatcher.choose``): one that is reachable (availability ``online``, its bridge not
+lost), whose state document lists the job's card type, is not in ``fault`` or ``paused`` mode, and has
+more blanks of that type in stock than jobs of that type waiting there; of those, the one with the
+shortest queue (its state's ``queue.queued`` or the jobs this dispatcher has placed there and not yet
+seen finish, whichever is more), then the most blanks, then the name.
+
+When a station's Last Will arrives (or its bridge's), its jobs split in two:
+
+- **acknowledged** (it answered ``ok``, or sent a job event for the job): the job is in that station's
+  database and prints there when it can; it stays, and is never sent anywhere else;
+- **never acknowledged**: every ``job/submit`` carries an MQTT 5 Message Expiry of
+  ``deliver_within_s``, after which the broker drops the request, queued or in flight, so the old
+  station can no longer receive it. Once that time has passed the job goes to another station.
+
+What this cannot see: a station that committed a job and lost its link (or died) in the milliseconds
+before its answer left. docs/fleet.md says how the dispatcher finds that case (``late``) and what an
+operator does about it.
+
+Used as::
+
+    with FleetClient("office-broker", 8883, tls=...) as fleet:
+        dispatcher = Dispatcher(fleet)
+        dispatcher.submit(job)                  # returns the chosen station, or None while none fits
+        dispatcher.tick()                       # call every second or so: re-routes and retries
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .office import FleetClient
+
+# A station in one of these modes takes no job from the dispatcher (the contract's state document).
+UNAVAILABLE_MODES = ("fault", "paused")
+FINISHED = ("printed", "failed", "cancelled", "expired")
+
+
+@dataclass
+class Placement:
+    """Where one job is, as the dispatcher knows it."""
+
+    job: dict
+    station: str | None = None
+    state: str = "waiting"           # waiting (no station fits yet), sent, acknowledged, refused, or a job state
+    sent_at: float = 0.0
+    correlation: bytes = b""
+    attempt: int = 0
+    stations: list[str] = field(default_factory=list)    # every station it was sent to, in order
+    error: dict | None = None
+
+    @property
+    def card_type(self) -> str:
+        return self.job["card_type"]
+
+
+class Dispatcher:
+    """Places jobs on a fleet's stations through a :class:`FleetClient`; thread-safe (answers and events
+    arrive on paho's thread)."""
+
+    def __init__(self, fleet: FleetClient, deliver_within_s: float = 60.0, clock=time.monotonic):
+        self.fleet = fleet
+        self.deliver_within_s = deliver_within_s
+        self.clock = clock
+        self.placements: dict[str, Placement] = {}
+        self.rerouted: list[tuple[str, str, str]] = []   # (job_id, from station, to station)
+        self.late: list[tuple[str, str]] = []            # (job_id, station): heard of a job where it no longer is
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        fleet.on_answer = self._on_answer
+        fleet.on_job_event = self._on_job_event
+
+    # -- choosing ------------------------------------------------------------------------------------
+    def load(self, station: str) -> int:
+        """Jobs waiting at ``station``: its own count, or the dispatcher's placements there not yet finished."""
+        state = self.fleet.states.get(station) or {}
+        queued = (state.get("queue") or {}).get("queued", 0)
+        ours = sum(1 for p in self.placements.values() if p.station == station and p.state not in FINISHED
+                   and p.state not in ("refused", "printing"))
+        return max(queued, ours)
+
+    def _waiting_of_type(self, station: str, card_type: str) -> int:
+        return sum(1 for p in self.placements.values() if p.station == station and p.card_type == card_type
+                   and p.state in ("sent", "acknowledged", "queued"))
+
+    def choose(self, card_type: str, exclude: tuple[str, ...] = ()) -> str | None:
+        """The station a job of ``card_type`` goes to now, or None when none fits."""
+        with self.lock:
+            ranked = []
+            for station, state in self.fleet.states.items():
+                if station in exclude or not self.fleet.reachable(station):
+                    continue
+                if state.get("mode") in UNAVAILABLE_MODES or state.get("daemon") == "not_running":
+                    continue
+                stock = ((state.get("blanks") or {}).get(card_type) or {}).get("in_stock")
+                if stock is None or stock <= self._waiting_of_type(station, card_type):
+                    continue
+                ranked.append((self.load(station), -stock, station))
+            return min(ranked)[2] if ranked else None
+
+    # -- sending -------------------------------------------------------------------------------------
+    def submit(self, job: dict, station: str | None = None) -> str | None:
+        """Place a new job (a contract ``job/submit`` payload); returns the station it was sent to, or None
+        when no station fits now (``tick`` tries again). ``station`` pins the job there (an operator's
+        choice) if that station is reachable and lists the card type; a re-route ignores the pin."""
+        with self.lock:
+            placement = self.placements.setdefault(job["job_id"], Placement(job=job))
+            if station is not None and self.fleet.reachable(station) and job["card_type"] in (
+                    self.fleet.states.get(station) or {}).get("blanks", {}):
+                self._send(placement, station)
+                return station
+            return self._place(placement)
+
+    def _place(self, placement: Placement, exclude: tuple[str, ...] = ()) -> str | None:
+        station = self.choose(placement.card_type, exclude)
+        if station is None:
+            placement.state = "waiting"
+            return None
+        self._send(placement, station)
+        return station
+
+    def _send(self, placement: Placement, station: str) -> None:
+        placement.attempt += 1
+        placement.station, placement.state, placement.sent_at = station, "sent", self.clock()
+        if station not in placement.stations:
+            placement.stations.append(station)
+        payload = {**placement.job, "request_id": f"dispatch-{placement.job['job_id']}-{placement.attempt}"}
+        placement.correlation = self.fleet.send(station, "job/submit", payload, expiry_s=self.deliver_within_s,
+                                                wait=False)
+        return station
+
+    # -- hearing -------------------------------------------------------------------------------------
+    def _on_answer(self, station: str, correlation: bytes, body: dict) -> None:
+        with self.changed:
+            placement = next((p for p in self.placements.values() if p.correlation == correlation), None)
+            if placement is None:
+                return
+            if placement.station != station:
+                self.late.append((placement.job["job_id"], station))
+            elif body.get("status") == "ok":
+                if placement.state in ("sent", "waiting"):
+                    placement.state = "acknowledged"
+            else:
+                placement.error = body.get("error")
+                if (placement.error or {}).get("code") == "unsupported_card_type":
+                    self._place(placement, exclude=tuple(placement.stations))
+                else:
+                    placement.state = "refused"
+            self.fleet.forget(correlation)
+            self.changed.notify_all()
+
+    def _on_job_event(self, station: str, job: dict) -> None:
+        with self.changed:
+            placement = self.placements.get(job.get("job_id"))
+            if placement is None:
+                return
+            if placement.station != station:
+                # The station we moved this job away from has it after all: the case docs/fleet.md describes.
+                self.late.append((job["job_id"], station))
+            else:
+                placement.state = job.get("state", placement.state)
+            self.changed.notify_all()
+
+    # -- the clock -----------------------------------------------------------------------------------
+    def tick(self) -> None:
+        """Re-route what an unreachable station never acknowledged once the broker can no longer deliver it
+        there, and place jobs that waited for a station."""
+        with self.changed:
+            now = self.clock()
+            for placement in self.placements.values():
+                if placement.state == "waiting":
+                    self._place(placement)
+                elif placement.state != "sent" or now < placement.sent_at + self.deliver_within_s:
+                    continue
+                elif self.fleet.reachable(placement.station):
+                    # Up but silent past the expiry (the broker dropped the request): the same station again,
+                    # which is always safe: the same job_id there is the same job.
+                    self.fleet.forget(placement.correlation)
+                    self._send(placement, placement.station)
+                else:
+                    old = placement.station
+                    self.fleet.forget(placement.correlation)
+                    if self._place(placement, exclude=(old,)) is not None:
+                        self.rerouted.append((placement.job["job_id"], old, placement.station))
+            self.changed.notify_all()
+
+    def wait_until(self, predicate, timeout: float, tick_every_s: float = 0.2) -> None:
+        """Tick until ``predicate(self)`` holds; wakes on every answer and job event."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not predicate(self):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"the dispatcher's placements never matched within {timeout} s")
+                self.changed.wait(min(tick_every_s, remaining))
+                self.tick()
+
+    def count(self, state: str) -> int:
+        with self.lock:
+            return sum(1 for p in self.placements.values() if p.state == state)
