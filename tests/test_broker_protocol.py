@@ -8,6 +8,8 @@ from office_v311 import Office311
 from print_room import ROOT, STATION, Room
 from test_office_link import link_of
 
+from kartud.service.broker_protocol import MQTT5, MQTT311, UNSUPPORTED_VERSION, ProtocolChoice
+
 pytestmark = pytest.mark.timeout(90)
 
 SILENT = "does not speak MQTT 5: the broker left 2 MQTT 5 connections in a row unanswered"
@@ -200,3 +202,42 @@ def test_auto_on_mosquitto_speaks_mqtt5_and_311_works_there_too(tmp_path, broker
         room.office.wait_availability("offline", timeout=20)                # the Last Will over 3.1.1
     finally:
         room.close()
+
+
+def test_what_the_box_says_before_its_first_connection_reaches_a_311_office(tmp_path, amqtt):
+    room = room_on(tmp_path, amqtt, "auto")
+    try:
+        room.env["KARTUD_CRASH_AT"] = "after_feed"             # a card on its way when the box dies
+        start_311(room)
+        room.receive_blanks(10)
+        job = room.job()
+        room.submit(job)
+        assert room.process.wait(20) == -9
+        room.env.pop("KARTUD_CRASH_AT")
+        start_311(room)
+        event = room.wait_state(job["job_id"], "in_doubt")          # decided at start-up, before any broker said yes
+        assert event["job"]["reason"] == "interrupted"
+        log = room.log()
+        assert log.rindex(f"job {job['job_id']} was mid-card when kartud stopped") < log.rindex("speaking MQTT 3.1.1")
+    finally:
+        room.close()
+
+
+def test_the_choice_in_words():
+    choice = ProtocolChoice("auto", "b:1883", 10.0)
+    assert (choice.unanswered(), choice.current) == (False, MQTT5)      # once: the network, perhaps
+    choice.answered()                                                   # a CONNACK came after all
+    assert (choice.unanswered(), choice.unanswered(), choice.current) == (False, True, MQTT311)
+    assert choice.status() == {"protocol": "3.1.1", "protocol_reason": "mqtt.protocol = auto: the broker left 2 MQTT "
+                                                                        "5 connections in a row unanswered, 10 s each"}
+    settled = ProtocolChoice("auto", "b:1883", 10.0)
+    settled.worked()                                                    # MQTT 5 worked: kept, whatever comes later
+    assert not settled.refused(UNSUPPORTED_VERSION) and not settled.unanswered() and not settled.unanswered()
+    assert settled.refusal_hint().endswith('restart kartud to let mqtt.protocol = "auto" choose again')
+    for fixed in ("5", "3.1.1"):
+        choice = ProtocolChoice(fixed, "b:1883", 10.0)
+        assert not choice.refused(UNSUPPORTED_VERSION) and not choice.unanswered() and not choice.unanswered()
+        assert choice.status() == {"protocol": fixed, "protocol_reason": f"mqtt.protocol = {fixed}"}
+    assert ProtocolChoice("5", "b:1883", 2.5).unanswered_words().startswith(
+        "no answer to our MQTT 5 connection from b:1883 within 2.5 s; a broker that speaks only MQTT 3.1.1")
+    assert not ProtocolChoice("auto", "b:1883", 10.0).refused(0x87)    # not authorised is no reason to change
