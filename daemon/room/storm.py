@@ -45,17 +45,15 @@ class Storm:
         a, office, rig = op.args, self.office, self.rig
         kind = op.kind
         if kind in ("submit", "dup_record"):
+            # A refusal for a record or NIK another job holds is judged when the answer comes (storm_office.py).
             payload = office.job(a["job"], a.get("record_of"), a.get("priority", 0))
-            nik_seen = any(p["nik"] == payload["nik"] for p in office.sent_jobs.values())
-            expect = {"ok"} | ({"duplicate_nik"} if nik_seen else set())
-            if kind == "dup_record":                 # refused while the record is queued or printed elsewhere
-                expect |= {"duplicate_record"}
-            office.send(op.number, a["client"], "job/submit", payload, expect)
+            office.send(op.number, a["client"], "job/submit", payload, {"ok"})
         elif kind == "resubmit":
             office.send(op.number, a["client"], "job/submit", office.job(a["job"]), {"ok", "duplicate_nik",
                                                                                       "duplicate_record"})
         elif kind == "conflict":
-            payload = {**office.job(a["job"]), "priority": 7}
+            payload = office.job(a["job"])
+            payload["priority"] = 7 if payload["priority"] != 7 else 8
             payload.pop("chip")                      # same job_id, other content; no chip so no card can come of it
             office.send(op.number, a["client"], "job/submit", payload, {"job_id_conflict", "invalid_payload"})
         elif kind == "hostile":
@@ -179,9 +177,11 @@ class Storm:
         self.stats["cuts"] += 1
 
     def tidy(self) -> None:
-        """The person at the printer between phases: every fault put right, the hopper and reject box emptied."""
+        """The person at the printer between phases: every fault put right, the hopper and reject box emptied,
+        the in-doubt jobs looked at and resolved."""
         for fault in PRINTER_FAULTS + CHIP_FAULTS:
             self._control(f"clear {fault}")
+        self._resolve(Op(self.stats["ops"], "resolve", {"client": 0}))
 
     # -- the run ----------------------------------------------------------------------------------------
 
@@ -214,7 +214,7 @@ class Storm:
             self.say(f"STORM VIOLATION: seed {self.seed}, after op {number}: " + "; ".join(problems[:10]))
             self.say(f"replay: kartud-sim storm --seed {self.seed} --minutes <as before>; room kept in {self.rig.dir}")
             return False
-        self.say(f"check after op {number}: ok " + " ".join(f"{k}={v}" for k, v in counts.items()))
+        self.say(f"{'final check' if final else 'check'} after op {number}: ok " + " ".join(f"{k}={v}" for k, v in counts.items()))
         self.counts = counts
         return True
 

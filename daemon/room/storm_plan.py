@@ -25,8 +25,9 @@ HOSTILE = ("not_json", "not_object", "bad_nik", "no_front", "unknown_command", "
 PHASE_OPS = 12                              # the invariant checker runs after every this many operations
 
 # (kind, weight): valid work first, then hostile and racing requests, then the faults of the room.
-WEIGHTS = (("submit", 24), ("resubmit", 5), ("conflict", 2), ("dup_record", 2), ("hostile", 5), ("cancel", 6),
-           ("resolve", 4), ("stale_resolve", 2), ("blanks", 2), ("status", 2), ("pause", 6),
+# About as many new jobs as the press can make while it is stormed, so that the end drains in a minute or two.
+WEIGHTS = (("submit", 14), ("resubmit", 4), ("conflict", 2), ("dup_record", 2), ("hostile", 5), ("cancel", 5),
+           ("resolve", 4), ("stale_resolve", 2), ("blanks", 2), ("status", 2), ("pause", 12),
            ("kill", 3), ("power_cut", 2), ("broker", 2), ("pcscd", 2), ("fault", 6), ("unplug", 2), ("clock", 2))
 
 

@@ -1,0 +1,132 @@
+"""The seeded storm (``kartud-sim storm``): its plan replays by seed, and CI storms a real room with a fixed and a random seed.
+
+``KARTUD_STORM_MINUTES`` sets the fixed-seed run's length (3 by default, as in CI; the documented long
+run is 60), ``KARTUD_STORM_SEED`` its seed; the random-seed run lasts one minute and prints its seed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from kartud.hw.sim.evolis_sim import EvolisSim, SimSettings
+from kartud.hw.sim.output import CardOutput
+from kartud.room.storm_plan import CHIP_FAULTS, PRINTER_FAULTS, STEPS, WEIGHTS, plan
+from kartud.room.storm_rig import rig_problem
+
+MINUTES = float(os.environ.get("KARTUD_STORM_MINUTES", "3"))
+SEED = int(os.environ.get("KARTUD_STORM_SEED", "20261201"))
+
+
+def test_the_same_seed_draws_the_same_operations_and_another_seed_others():
+    first = [str(op) for op in plan(4242, 2000)]
+    assert first == [str(op) for op in plan(4242, 2000)]
+    assert first != [str(op) for op in plan(4243, 2000)]
+    assert first[:50] == [str(op) for op in plan(4242, 50)]       # a longer run begins as a shorter one did
+
+
+def test_a_long_plan_draws_every_kind_of_operation_and_every_fault():
+    ops = list(plan(7, 5000))
+    kinds = Counter(op.kind for op in ops)
+    assert set(kinds) == {kind for kind, _ in WEIGHTS}
+    assert {op.args["fault"] for op in ops if op.kind == "fault"} == set(PRINTER_FAULTS + CHIP_FAULTS)
+    jumps = Counter(op.args["jump"] for op in ops if op.kind == "clock")
+    assert jumps["forward"] and jumps["back"] and jumps["fixed"]
+    submitted = [op.args["job"] for op in ops if op.kind in ("submit", "dup_record")]
+    assert submitted == list(range(1, len(submitted) + 1))         # each new job has the next serial
+
+
+def test_a_wrong_clock_is_put_right_by_the_next_clock_operation_and_right_only_moves_forward():
+    right, offset = 0, 0
+    for op in plan(11, 5000):
+        if op.kind != "clock":
+            continue
+        if op.args["jump"] == "back":
+            assert offset == right and op.args["offset_s"] < right
+        elif op.args["jump"] == "fixed":
+            assert offset != right and op.args["offset_s"] == right
+        else:
+            assert offset == right and op.args["offset_s"] > right
+            right = op.args["offset_s"]
+        offset = op.args["offset_s"]
+
+
+def test_every_fault_the_storm_draws_is_one_the_simulator_takes(manual_clock, tmp_path):
+    sim = EvolisSim(manual_clock, CardOutput(str(tmp_path)), SimSettings())
+    for fault in PRINTER_FAULTS + CHIP_FAULTS:
+        sim.inject(fault)
+        sim.clear(fault)
+        for step in STEPS:
+            sim.arm(step, fault)
+
+
+def storm(seed: int, minutes: float, directory) -> subprocess.CompletedProcess:
+    why = rig_problem()
+    if why:
+        pytest.skip(why)
+    return subprocess.run([sys.executable, "-m", "kartud.room.cli", "storm", "--seed", str(seed), "--minutes",
+                           str(minutes), "--output-dir", str(directory)], capture_output=True, text=True,
+                          timeout=minutes * 60 + 600)
+
+
+def assert_held(run: subprocess.CompletedProcess, seed: int) -> None:
+    print(run.stdout[-3000:])
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(f"storm: seed {seed},")                # the seed comes first, to replay it
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert lines[-1] == f"storm: seed {seed}: every check held"
+    numbered = [line for line in lines if line.startswith("#")]
+    assert numbered == [f"#{op}" for op in plan(seed, len(numbered))]   # the log is the seed's plan
+    assert sum(line.startswith("check after op") for line in lines) >= 2
+
+
+def test_a_storm_with_the_fixed_seed_keeps_every_promise(tmp_path):
+    assert_held(storm(SEED, MINUTES, tmp_path / "storm"), SEED)
+
+
+def test_a_storm_with_a_random_seed_keeps_every_promise(tmp_path):
+    seed = random.SystemRandom().randrange(1, 10**9)
+    print(f"storm seed {seed} (replay: kartud-sim storm --seed {seed} --minutes 1)")
+    assert_held(storm(seed, 1, tmp_path / "storm"), seed)
+
+
+def test_the_checker_finds_a_record_twice_in_the_output_an_uncharged_blank_a_lost_job_and_a_false_cancel(store, tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from sample_jobs import new_job, payload
+
+    from kartud.room.storm_invariants import check
+    from kartud.room.storm_office import Told, chip_sha
+
+    store.receive_blanks("B-1", "KTP_EL", 10, None)
+    store.submit_job(new_job(1))
+    store.submit_job(new_job(2))
+    store.claim("j-0001")
+    store.mark_printed("j-0001", "04AABBCCDDEEFF")
+    sent = {chip_sha(payload(n)): payload(n) for n in (1, 2)}
+    office = SimpleNamespace(told=Told(acknowledged={"j-0001": payload(1), "j-0002": payload(2)}), sent_jobs=sent,
+                             problems=[], unanswered=lambda: [])
+    cards = tmp_path / "cards.jsonl"
+
+    def card_out(n: int) -> None:
+        with open(cards, "a") as handle:
+            handle.write(json.dumps({"seq": n, "destination": "output", "chip_files_sha256": chip_sha(payload(1))})
+                         + "\n")
+
+    card_out(1)
+    problems, counts = check(store.path, str(cards), office)
+    assert problems == [] and counts["printed"] == 1 and counts["output"] == 1
+    card_out(2)                                                    # the same record leaves the printer again
+    office.told.acknowledged["j-0003"] = payload(3)                # told accepted, never stored
+    office.told.cancelled.add("j-0002")                            # told cancelled, still queued
+    problems, _ = check(store.path, str(cards), office)
+    assert any("PRR-9999-000001 has 2 cards" in p for p in problems)
+    assert any("j-0003 was acknowledged but is not in the ledger" in p for p in problems)
+    assert any("j-0002 was answered cancelled but the ledger has queued" in p for p in problems)
+    assert any("2 cards left the printer but the ledger charged only 1 blanks" in p for p in problems)
