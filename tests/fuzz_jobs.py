@@ -68,6 +68,8 @@ def judge_chip(v, card_type) -> Verdict:
     for file_id, data in files.items():
         if not re.fullmatch(r"[0-9A-Fa-f]{4}", file_id, re.ASCII):
             return bad("a chip file id is not 4 hex digits")
+        if file_id.upper() in ("3F00", "3FFF", "FFFF"):
+            return bad("a chip file id ISO 7816-4 reserves")
         decoded = _b64(data)
         if decoded is None:
             return bad("chip file data is not base64")

@@ -19,7 +19,7 @@ from kartud.hw.sim.station import SimStationChannel
 from kartud.hw.sim.vpcd_link import VpcdLink, parse_address
 
 UPDATE = bytes([0x00, 0xD6, 0x00, 0x00, 0x01, 0x41])
-SELECT = bytes.fromhex("00A4020C020101")
+CREATE = bytes.fromhex("00E000000D 620B 820101 83020101 80020001")   # a 1-byte EF 0101, selected once made
 
 
 class FakeVpcd:
@@ -78,7 +78,7 @@ def test_the_link_speaks_vpcd_while_a_card_is_parked_and_hangs_up_when_it_leaves
         vpcd.send(b"\x01")                          # power on: no answer, the next message is answered next
         vpcd.send(bytes.fromhex("FFCA000000"))
         assert vpcd.receive() == bytes.fromhex("04A1B2C3D4E5F6") + SW_OK
-        vpcd.send(SELECT)
+        vpcd.send(CREATE)
         assert vpcd.receive() == SW_OK
         vpcd.send(b"\x00")                          # power off: the selection is gone, the files stay
         vpcd.send(UPDATE)
@@ -110,7 +110,7 @@ def test_a_card_leaving_the_field_mid_command_hangs_up_without_an_answer_and_sta
     try:
         link.present(card)
         vpcd.accept()
-        vpcd.send(SELECT)
+        vpcd.send(CREATE)
         assert vpcd.receive() == SW_OK
         vpcd.send(UPDATE)
         assert vpcd.closed_by_card()

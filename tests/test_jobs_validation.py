@@ -167,10 +167,10 @@ def test_bad_chip(chip, field, what):
     assert what in found[0]["problem"]
 
 
-def test_a_chip_of_exactly_the_maximum_is_accepted():
-    files = {"0101": B64(bytes(J.MAX_CHIP_BYTES - 1)), "0102": B64(b"x")}
+def test_a_chip_of_exactly_the_capacity_is_accepted():
+    files = {"0101": B64(bytes(J.CHIP_CAPACITY_BYTES - 1)), "0102": B64(b"x")}
     job = J.validate_submission(good(chip={"files": files}), BOTH)
-    assert sum(map(len, job.chip_files.values())) == J.MAX_CHIP_BYTES
+    assert sum(map(len, job.chip_files.values())) == J.CHIP_CAPACITY_BYTES
 
 
 def test_a_file_id_given_twice_in_different_case_is_refused():

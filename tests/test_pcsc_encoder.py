@@ -146,9 +146,10 @@ def test_pcscd_killed_mid_write_is_service_gone_and_the_parked_card_is_presented
     assert not encoder.status().connected
     pcscd.start()
     # The card never left the station: once vpcd listens again the link puts it back on the reader, and
-    # for a new pcscd it is a new insertion, so it may be encoded (the daemon would have rejected it).
-    assert encoder.encode(FILES) == card.uid_hex
-    assert card.files_sha256() == files_sha256(FILES)
+    # for a new pcscd it is a new insertion, so the encoder reaches it; its chip holds the files created
+    # before pcscd died, so it is no blank any more and is refused (the daemon would have rejected it).
+    error = encode_expecting(encoder, "wrong_card")
+    assert "not blank" in str(error) and set(card.files) == set(FILES)
 
 
 def test_no_reader_is_reader_gone_until_the_reader_appears(rig, pcscd):

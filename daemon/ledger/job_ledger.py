@@ -255,12 +255,14 @@ class JobLedger:
             return J.job_view(dict(row))
 
     def mark_spoiled(self, job_id: str, reason: str, max_attempts: int) -> dict[str, Any]:
-        """The card went to the reject box: its blank is spoiled; the job is re-queued or, out of attempts, failed."""
+        """The card went to the reject box: its blank is spoiled; the job is re-queued or, out of attempts or
+        for a reason another blank cannot change (``J.NOT_RETRIED``: chip_too_large), failed."""
         with self.transaction() as conn:
             job = self._job_row(conn, job_id)
             self._use_reserved(conn, job, "spoiled", reason)
-            new = J.QUEUED if job["attempts"] < max_attempts else J.FAILED
-            row = self._change_state(conn, job_id, new, "job_spoiled", {"reason": reason}, reason=reason)
+            retry = job["attempts"] < max_attempts and reason not in J.NOT_RETRIED
+            row = self._change_state(conn, job_id, J.QUEUED if retry else J.FAILED, "job_spoiled", {"reason": reason},
+                                     reason=reason)
             return J.job_view(dict(row))
 
     def release_claim(self, job_id: str, reason: str) -> dict[str, Any]:

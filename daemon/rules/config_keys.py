@@ -15,6 +15,7 @@ from kartud.hw.printer import knowledge as evolis
 
 from ..rules.card_types import CARD_TYPES, KTP_EL
 from ..rules.hours import parse_working_hours
+from ..rules.jobs import CHIP_CAPACITY_BYTES, MAX_CHIP_BYTES
 
 # A check returns None when the value is fine, else what is wrong in plain words.
 Check = Callable[[Any], "str | None"]
@@ -205,6 +206,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "reader": Key(str, ""),
         "timeout_s": Key(float, 10.0, _range(0.5, 300.0)),
         "chunk_bytes": Key(int, 224, _range(16, 255)),
+        # Bytes of files a blank's chip takes (no ISO command reads it from the chip): larger jobs are refused.
+        "chip_capacity_bytes": Key(int, CHIP_CAPACITY_BYTES, _range(256, MAX_CHIP_BYTES)),
     },
     "indicator": {
         "backend": Key(str, "gpio", _one_of("gpio", "mock", "none")),

@@ -52,7 +52,14 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 FILE_ID_PATTERN = re.compile(r"[0-9A-Fa-f]{4}")
 CARD_SIZES = FACE_SIZES  # a face as the printer takes it: 1016x648 or 648x1016 pixels (300 dpi)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MAX_CHIP_BYTES = 64 * 1024  # more than any KTP-el chip holds (its EEPROM is 8-80 KB, most of it photo)
+MAX_CHIP_BYTES = 64 * 1024  # the most encoder.chip_capacity_bytes may say (chip EEPROMs are 8-80 KB)
+CHIP_CAPACITY_BYTES = 8 * 1024  # what an e-KTP chip holds (8 KB): encoder.chip_capacity_bytes' default
+MAX_CHIP_FILE_BYTES = 0x8000  # UPDATE BINARY addresses a file with a 15-bit offset
+CHIP_TOO_LARGE = "chip_too_large"
+# File ids ISO 7816-4 keeps (3F00 the master file, 3FFF and FFFF): a chip refuses to create them.
+RESERVED_FILE_IDS = ("3F00", "3FFF", "FFFF")
+# Spoil reasons whose cause another blank cannot change: the job fails after the first blank.
+NOT_RETRIED = frozenset({CHIP_TOO_LARGE})
 REPRINT_REASONS = ("lost", "damaged", "data_change")
 KNOWN_FIELDS = {"job_id", "record_id", "card_type", "nik", "front_png", "back_png", "chip", "priority",
                 "not_after", "reprint", *TRANSPORT_FIELDS}
@@ -172,8 +179,11 @@ def _decode_base64(value: Any) -> bytes | None:
 
 
 class _Problems(list):
-    def add(self, field_name: str, problem: str) -> None:
+    reason: str | None = None        # a contract reason code for the refusal as a whole (chip_too_large)
+
+    def add(self, field_name: str, problem: str, reason: str | None = None) -> None:
         self.append({"field": field_name, "problem": problem})
+        self.reason = reason or self.reason
 
 
 def _check_id(payload, name, problems) -> str:
@@ -208,7 +218,7 @@ def _check_png(payload, name, problems, required: bool, decode_problem: DecodePr
     return data
 
 
-def _check_chip(payload, card_type, problems) -> dict[str, bytes] | None:
+def _check_chip(payload, card_type, problems, capacity: int) -> dict[str, bytes] | None:
     chip = payload.get("chip")
     if card_type == KIA:
         if chip is not None:
@@ -230,18 +240,28 @@ def _check_chip(payload, card_type, problems) -> dict[str, bytes] | None:
         if file_id.upper() in decoded:  # "0a01" and "0A01" are one file: keeping either would lose the other
             problems.add("chip.files", f"file id {file_id.upper()} is given twice")
             continue
+        if file_id.upper() in RESERVED_FILE_IDS:
+            problems.add("chip.files", f"file id {file_id.upper()} is reserved by ISO 7816-4 (3F00, 3FFF, FFFF) and "
+                         "no chip creates it: use another")
+            continue
         data = _decode_base64(value)
         if data is None:
             problems.add(f"chip.files.{file_id}", "must be a base64 string")
             continue
         decoded[file_id.upper()] = data
         total += len(data)
-    if total > MAX_CHIP_BYTES:
-        problems.add("chip.files", f"total {total} bytes is more than a chip holds ({MAX_CHIP_BYTES})")
+    # Refused here, before a blank is spent on it: the encoder would find the same at the chip.
+    if total > min(capacity, MAX_CHIP_BYTES):
+        problems.add("chip.files", f"total {total} bytes is more than a chip holds ({min(capacity, MAX_CHIP_BYTES)} "
+                     "bytes, encoder.chip_capacity_bytes): send smaller files", CHIP_TOO_LARGE)
+    elif large := sorted(file_id for file_id, data in decoded.items() if len(data) > MAX_CHIP_FILE_BYTES):
+        problems.add(f"chip.files.{large[0]}", f"is more than {MAX_CHIP_FILE_BYTES} bytes, the most one chip file "
+                     "can hold: split it", CHIP_TOO_LARGE)
     return decoded
 
 
-def validate_submission(payload: Any, card_types: list[str], decode_problem: DecodeProblem | None = None) -> NewJob:
+def validate_submission(payload: Any, card_types: list[str], decode_problem: DecodeProblem | None = None,
+                        chip_capacity: int = CHIP_CAPACITY_BYTES) -> NewJob:
     """Check a ``job/submit`` payload and return a :class:`NewJob`.
 
     Raises ``CommandError`` ``invalid_payload`` listing every problem, or
@@ -250,6 +270,8 @@ def validate_submission(payload: Any, card_types: list[str], decode_problem: Dec
     ``decode_problem`` decodes each face whose IHDR says it is card-sized (the daemon passes
     :func:`kartud.service.faces.png_problem`); without it a face is checked by its header only,
     which suits faces from a trusted renderer (tests, the demo) and nothing from the office.
+    ``chip_capacity`` is the bytes a blank's chip holds (``encoder.chip_capacity_bytes``): chip files
+    that cannot fit are a problem, and the refusal's details carry ``"reason": "chip_too_large"``.
     """
     problems = _Problems()
     job_id = _check_id(payload, "job_id", problems)
@@ -268,7 +290,7 @@ def validate_submission(payload: Any, card_types: list[str], decode_problem: Dec
         problems.add("nik", problem)
     front = _check_png(payload, "front_png", problems, required=True, decode_problem=decode_problem)
     back = _check_png(payload, "back_png", problems, required=False, decode_problem=decode_problem)
-    chip_files = _check_chip(payload, card_type, problems)
+    chip_files = _check_chip(payload, card_type, problems, chip_capacity)
     priority = payload.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 9:
         problems.add("priority", "must be an integer 0-9")
@@ -287,7 +309,10 @@ def validate_submission(payload: Any, card_types: list[str], decode_problem: Dec
         if name not in KNOWN_FIELDS:
             problems.add(str(name)[:64], "is not a field of a job")
     if problems:
-        raise invalid_payload(list(problems))
+        refusal = invalid_payload(list(problems))
+        if problems.reason:
+            refusal.details["reason"] = problems.reason
+        raise refusal
     if card_type not in card_types:
         raise CommandError("unsupported_card_type",
                            f"this station prints {', '.join(card_types)} only, not {card_type}",

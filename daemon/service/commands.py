@@ -160,7 +160,8 @@ class Commands:
         """Validate a submission off the event loop (decoding its images is real work); raise the refusal.
         Whether it came too late (``not_after`` passed) is the store's to say, after the request memory."""
         host = self.host
-        job = await host.cpu(J.validate_submission, payload, host.config.station.card_types, png_problem)
+        job = await host.cpu(J.validate_submission, payload, host.config.station.card_types, png_problem,
+                             host.config.encoder.chip_capacity_bytes)
         job.memo = self._memo("job/submit", payload, content=job.content_sha256)
         return job
 

@@ -68,4 +68,5 @@ def build_devices(config, clock) -> tuple[Printer, Encoder | None]:
         from kartud.hw.sim.station import SimStationChannel
 
         channel = SimStationChannel(sim)
-    return printer, Encoder(channel, timeout_s=section.timeout_s, chunk=section.chunk_bytes)
+    return printer, Encoder(channel, timeout_s=section.timeout_s, chunk=section.chunk_bytes,
+                            chip_capacity=section.chip_capacity_bytes)

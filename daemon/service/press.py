@@ -149,7 +149,8 @@ class Press:
             if error.kind in ("reader_gone", "service_gone"):
                 # At once, not at the next poll: the scheduler must not feed another chip blank meanwhile.
                 host.raise_fault("encoder_disconnected", str(error))
-            await self._spoil(job_id, "encode_failed")
+            # Files too large for the chip fit no other blank either: the job fails after this one.
+            await self._spoil(job_id, "chip_too_large" if error.kind == "chip_too_large" else "encode_failed")
             return
         except PrinterFault as fault:
             log.warning("job %s: the printer failed (%s)", job_id, fault.code, extra={"job": job_id})

@@ -7,7 +7,7 @@ import socket
 import struct
 import threading
 
-from .card import CONTACTLESS_ATR, CardLeftField, SimChipCard
+from .card import CardLeftField, SimChipCard
 
 log = logging.getLogger("kartud.sim.vpcd")
 
@@ -153,7 +153,7 @@ class _Presence:
 
     def _control(self, code: int) -> bytes | None:
         if code == CTRL_ATR:
-            return CONTACTLESS_ATR
+            return self.card.atr            # an ISO 14443-4 card's ATR, as a PC/SC reader builds it
         if code in (CTRL_OFF, CTRL_ON, CTRL_RESET):
             self.card.power_off()           # a new power-up starts with nothing selected
         return None
