@@ -44,8 +44,8 @@ class IncomingRequest:
 
 
 class MqttLink:
-    """Connects the daemon to the office's broker. Every paho callback runs on paho's thread and only
-    posts to the event loop; the loop owns everything else.
+    """Connects the daemon to the office's broker, in the MQTT version :class:`ProtocolChoice` picks. Every paho
+    callback runs on paho's thread and only posts to the event loop; the loop owns everything else.
 
     Requests are acknowledged by :meth:`ack` after the daemon has committed their effect
     (``manual_ack``), so a crash before the commit makes the broker redeliver them.
@@ -76,12 +76,11 @@ class MqttLink:
 
     def _make_client(self) -> mqtt.Client:
         cfg = self.config.mqtt
-        if self.protocol.current == MQTT5:
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
-                                 protocol=mqtt.MQTTv5, manual_ack=True)
-        else:       # 3.1.1 has no session expiry: the broker keeps a clean_session=False session as it sees fit
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
-                                 protocol=mqtt.MQTTv311, clean_session=False, manual_ack=True)
+        v5 = self.protocol.current == MQTT5
+        # 3.1.1 has no session expiry: the broker keeps a clean_session=False session as long as it sees fit.
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
+                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else False,
+                             manual_ack=True)
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
         client.will_set(f"{self.root}/availability", "offline", qos=1, retain=True)
         if cfg.username:
