@@ -20,6 +20,7 @@ from card_faces import SMALL_FRONT
 from print_room import chip_sha
 
 from kartud.room.dispatcher import Dispatcher
+from kartud.room.dispatcher import main as dispatcher_main
 from kartud.room.fake_people import fake_job
 from kartud.room.office import FleetClient
 from kartud.room.sim_room import sim_config, start_daemon
@@ -180,3 +181,28 @@ def test_a_dispatcher_places_jobs_on_twenty_stations_and_reroutes_only_what_was_
     print(f"\nfleet: {STATIONS} daemons online {startup_s:.1f} s after the first start; {JOBS} jobs printed "
           f"{total_s:.1f} s after the first dispatch (victim frozen, killed and restarted); "
           f"{len(dispatcher.rerouted)} re-routed")
+
+
+def test_the_dispatcher_command_places_a_file_of_jobs_and_says_where(room, tmp_path, capsys):
+    room.start()
+    room.receive_blanks(5)
+    jobs = [room.job(), room.job()]
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("".join(json.dumps(job) + "\n" for job in jobs))
+    assert dispatcher_main(["--port", str(room.broker.port), "--timeout", "30", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[:2] for line in lines] == [[job["job_id"], "test-room-01"] for job in jobs]
+    assert all(line.split("\t")[2] in ("acknowledged", "queued", "printing", "printed") for line in lines)
+    for job in jobs:
+        room.wait_state(job["job_id"], "printed")
+    assert sorted(c["chip_files_sha256"] for c in room.cards()) == sorted(chip_sha(j) for j in jobs)
+
+
+@pytest.mark.parametrize("text, problem", [("not json\n", "jobs.jsonl:1: not JSON"),
+                                           ('{"job_id": "j-1"}\n', "jobs.jsonl:1: a job needs at least")])
+def test_the_dispatcher_command_names_the_line_of_a_bad_jobs_file(tmp_path, capsys, text, problem):
+    path = tmp_path / "jobs.jsonl"
+    path.write_text(text)
+    assert dispatcher_main(["--port", "1", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert problem in error and "Traceback" not in error

@@ -24,10 +24,17 @@ Used as::
         dispatcher = Dispatcher(fleet)
         dispatcher.submit(job)                  # returns the chosen station, or None while none fits
         dispatcher.tick()                       # call every second or so: re-routes and retries
+
+or from a shell, with one job (a ``job/submit`` payload) per line of a file::
+
+    python -m kartud.room.dispatcher --host office-broker --port 8883 --tls ca.crt office.crt office.key jobs.jsonl
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -201,3 +208,63 @@ class Dispatcher:
     def count(self, state: str) -> int:
         with self.lock:
             return sum(1 for p in self.placements.values() if p.state == state)
+
+
+def read_jobs(path: str) -> list[dict]:
+    """The jobs in a JSON-lines file; a line that is not a job object raises ValueError naming the line."""
+    jobs = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                job = json.loads(line)
+            except ValueError:
+                raise ValueError(f"{path}:{number}: not JSON; write one job/submit object per line") from None
+            if not isinstance(job, dict) or not isinstance(job.get("job_id"), str) or "card_type" not in job:
+                raise ValueError(f"{path}:{number}: a job needs at least job_id and card_type")
+            jobs.append(job)
+    return jobs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Place every job of a file on the fleet, wait until each is acknowledged somewhere, and say where."""
+    parser = argparse.ArgumentParser(prog="python -m kartud.room.dispatcher", description=main.__doc__)
+    parser.add_argument("jobs", help="a file with one job/submit payload (JSON) per line")
+    parser.add_argument("--host", default="localhost")
+    parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument("--prefix", default="kartud", help="mqtt.topic_prefix of the stations")
+    parser.add_argument("--tls", nargs=3, metavar=("CA", "CERT", "KEY"), help="CA file, client certificate and key")
+    parser.add_argument("--deliver-within", type=float, default=60.0, metavar="SECONDS",
+                        help="Message Expiry of each job/submit; re-routing waits this long (default 60)")
+    parser.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                        help="give up waiting for acknowledgements after this long (default 600)")
+    args = parser.parse_args(argv)
+    try:
+        jobs = read_jobs(args.jobs)
+        fleet = FleetClient(args.host, args.port, prefix=args.prefix, tls=tuple(args.tls) if args.tls else None)
+    except (OSError, ValueError, TimeoutError) as error:
+        print(f"dispatcher: {error}", file=sys.stderr)
+        return 2
+    with fleet:
+        try:                                     # the retained states arrive just after subscribing
+            fleet.wait_for(lambda f: f.states, timeout=10.0)
+        except TimeoutError:
+            pass                                 # no station yet: the jobs wait, and each tick tries again
+        dispatcher = Dispatcher(fleet, deliver_within_s=args.deliver_within)
+        for job in jobs:
+            dispatcher.submit(job)
+        settled = lambda d: all(p.state not in ("waiting", "sent") for p in d.placements.values())  # noqa: E731
+        try:
+            dispatcher.wait_until(settled, timeout=args.timeout, tick_every_s=1.0)
+        except TimeoutError:
+            pass
+        for placement in dispatcher.placements.values():
+            where = placement.station or "-"
+            code = (placement.error or {}).get("code", "")
+            print(f"{placement.job['job_id']}\t{where}\t{placement.state}\t{code}".rstrip())
+    return 0 if settled(dispatcher) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
