@@ -241,3 +241,17 @@ def test_the_choice_in_words():
     assert ProtocolChoice("5", "b:1883", 2.5).unanswered_words().startswith(
         "no answer to our MQTT 5 connection from b:1883 within 2.5 s; a broker that speaks only MQTT 3.1.1")
     assert not ProtocolChoice("auto", "b:1883", 10.0).refused(0x87)    # not authorised is no reason to change
+
+
+def test_a_box_stopped_while_choosing_or_after_stops_cleanly(tmp_path, amqtt):
+    room = room_on(tmp_path, amqtt, "auto")
+    try:
+        room.start(wait_online=False)
+        room.wait_log("the office link is down: no answer to our MQTT 5 connection")     # between the two tries
+        assert room.stop() == 0
+        start_311(room)
+        assert room.stop() == 0
+        room.office.wait_availability("offline")                 # said by the box itself over 3.1.1, retained
+        assert "Traceback" not in room.log()
+    finally:
+        room.close()
