@@ -42,18 +42,30 @@ class PowerCutRoom(PcscRoom):
         return super().config_path
 
     def cut(self) -> None:
-        """Power off and on: SIGKILL the daemon and the printer, drop the unsynced, restart the printer (not the
-        daemon: the caller starts it, as it likes)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-        if self.sim is not None and self.sim.process.poll() is None:
-            self.sim.process.kill()
+        """Power off: SIGKILL the daemon and the printer together, and the disk forgets what was not synced."""
+        for process in (self.process, self.sim.process if self.sim else None):
+            if process is not None and process.poll() is None:
+                process.kill()
         for process in (self.process, self.sim.process if self.sim else None):
             if process is not None:
                 process.wait(10)
         self.disk.power_cut()
         self.cuts += 1
+
+    def power_on(self, wait_online: bool = False) -> None:
+        """The box comes back: the daemon starts while the printer (empty-handed) boots beside it."""
+        self.start(wait_online=False)
         self.start_printer()
+        if wait_online:
+            self.office.wait_availability("online", timeout=20)
+
+    def files_outside_sqlite(self) -> list[str]:
+        """What the daemon keeps on its disk besides the SQLite files, the key file and the lock file (content-free,
+        for one owner): state there could be torn by a cut."""
+        sqlite = ("", "-wal", "-shm", "-journal")
+        known = {os.path.basename(self.db_path) + suffix for suffix in sqlite}
+        known |= {"kartud-personal.db" + suffix for suffix in sqlite} | {"nik.key", "kartud.db.lock"}
+        return sorted(set(os.listdir(self.disk.mountpoint)) - known)
 
 
 class Producer:

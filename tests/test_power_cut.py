@@ -9,12 +9,16 @@ number of random cuts (200 by default, as in CI); the documented long run is 2,0
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import os
 import random
 import time
 from collections import Counter
 
 import pytest
+from PIL import Image
 from print_room import chip_sha
 from power_cut_room import Producer
 from test_crash import check_promises, settle
@@ -24,6 +28,7 @@ from kartud.service.crashpoints import POINTS
 RANDOM_CUTS = int(os.environ.get("KARTUD_POWER_CUTS", "200"))
 CUTS_PER_TEST = 40           # each test stays under a minute; the seeds together make RANDOM_CUTS
 SEEDS = list(range(max(1, -(-RANDOM_CUTS // CUTS_PER_TEST))))
+IDLE_S = 5
 CARD_INSIDE = ("after_claim", "after_feed", "after_encode", "after_print", "after_eject")
 
 
@@ -38,7 +43,9 @@ def test_a_power_cut_at_every_transition_point_keeps_every_promise(power_cut_roo
     correlations = [room.office.send("job/submit", job) for job in jobs]
     assert room.process.wait(30) == -9                       # it died where it was told to ...
     room.cut()                                               # ... and the power went with it
+    room.start_printer()
     settle(room, correlations)                               # every request is answered in the end
+    assert room.files_outside_sqlite() == []
     counts = check_promises(room, {j["job_id"]: j for j in jobs})
     if point in CARD_INSIDE:
         assert counts["in_doubt"] == 1 and counts["printed"] == 2
@@ -62,7 +69,7 @@ def test_random_power_cuts_while_a_producer_keeps_submitting(power_cut_room, see
         for _ in range(cuts):
             time.sleep(rng.uniform(0.05, 0.6))                # a random instant is the point of this test
             room.cut()
-            room.start(wait_online=False)
+            room.power_on()
     room.kill()
     cutting = time.monotonic() - started
     settle(room)
@@ -71,6 +78,56 @@ def test_random_power_cuts_while_a_producer_keeps_submitting(power_cut_room, see
     assert [a for a in producer.refused if a not in died_twice] == []
     assert len(died_twice) <= room.query("SELECT COUNT(*) FROM quarantine WHERE why LIKE 'died twice%'")[0][0]
     counts = check_promises(room, producer.acknowledged)
+    assert room.files_outside_sqlite() == []
     assert counts["printed"] > 0 and len(producer.acknowledged) > 0
     print(f"\nseed {seed}, {cuts} power cuts in {cutting:.0f} s: {len(producer.acknowledged)} jobs acknowledged, "
           f"{dict(counts)}, {len(room.cards())} cards left the printer, {len(died_twice)} set aside")
+
+
+def photo_face(rng: random.Random) -> str:
+    """A card face with a photo-sized patch of noise (PNG does not shrink it): about as heavy as a real face."""
+    image = Image.new("RGB", (1016, 648), (180, 210, 230))
+    image.paste(Image.frombytes("RGB", (220, 280), rng.randbytes(220 * 280 * 3)), (760, 60))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def test_what_the_disk_endures_per_accepted_job_and_per_printed_card(power_cut_room):
+    """The figures in docs/performance.md "What the disk endures", measured on the power-cut filesystem, which
+    sees every write and fsync of the ledger and the personal-data file (WAL, -shm and all). Run with -s to see
+    them. The phases: intake with the queue paused, printing, an idle spell, and the stop (its checkpoint)."""
+    room, disk = power_cut_room, power_cut_room.disk
+    rng = random.Random(16)
+    room.start()
+    room.receive_blanks(100)
+    assert room.office.request("queue/pause", {"reason": "measuring intake alone"})["status"] == "ok"
+    figures = {}
+    for face, front in (("plain face", None), ("photo face", photo_face(rng))):
+        jobs = [room.job(**({"front_png": front} if front else {})) for _ in range(10)]
+        disk.reset_stats()
+        for job in jobs:
+            assert room.submit(job)["status"] == "ok"
+        figures[f"accepted job, {face} ({len(json.dumps(jobs[0])) // 1024} KiB)"] = per(disk.stats(), len(jobs))
+    disk.reset_stats()
+    assert room.office.request("queue/resume", {})["status"] == "ok"
+    for job_id, in room.query("SELECT job_id FROM jobs"):
+        room.wait_state(job_id, "printed", timeout=60)
+    figures["printed card"] = per(disk.stats(), 20)
+    assert len([c for c in room.cards() if c["destination"] == "output"]) == 20
+    disk.reset_stats()
+    time.sleep(IDLE_S)                                       # a spell of nothing is what is measured here
+    figures[f"idle second ({IDLE_S} s)"] = per(disk.stats(), IDLE_S)
+    disk.reset_stats()
+    assert room.stop() == 0
+    figures["the stop (checkpoint), per job of the 20"] = per(disk.stats(), 20)
+    for what, figure in figures.items():
+        print(f"\n{what}: " + ", ".join(f"{k} {v:.1f}" for k, v in figure.items()))
+    for what in [w for w in figures if w.startswith(("accepted", "printed"))]:
+        assert figures[what]["fsyncs"] + figures[what]["fdatasyncs"] >= 1    # each is made durable ...
+        assert figures[what]["pages_synced"] >= 1
+    assert figures["the stop (checkpoint), per job of the 20"]["pages_synced"] >= 1    # ... and checkpointed
+
+
+def per(stats: dict, count: int) -> dict:
+    return {key: value / count for key, value in stats.items()}

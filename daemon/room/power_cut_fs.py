@@ -62,22 +62,24 @@ class PowerCutFilesystem:
         self.mount()
 
     def unmount(self) -> None:
-        """An orderly unmount: everything written becomes durable (as at a shutdown), then the server ends."""
+        """An orderly unmount: everything written becomes durable (as at a shutdown), then the server ends.
+
+        The server is ended, not waited for: a process that entered a new mount namespace while the disk
+        was mounted (``unshare --mount``, as the tests' private pcscd does) keeps a copy of the mount,
+        and with it the FUSE connection, for as long as it lives."""
         if self.process is None:
             return
+        self._ask("sync")
         if subprocess.run(["fusermount3", "-u", self.mountpoint], capture_output=True).returncode != 0:
-            self._lazy_unmount()                        # busy: detach now, the server ends with the last user
-        self.process.stdin.close()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+            self._lazy_unmount()                        # busy: detach it here all the same
+        self.process.kill()
+        self.process.wait(10)
         self.process = None
 
     def stats(self) -> dict:
         """Counters since mount or :meth:`reset_stats`: bytes_written (by write calls), bytes_synced (made
-        durable by fsync/fdatasync), fsyncs, fdatasyncs, dir_fsyncs (of directories, also in fsyncs), writes."""
+        durable by fsync/fdatasync), fsyncs, fdatasyncs, dir_fsyncs (of directories, also in fsyncs), writes, and
+        pages_synced (4 KiB pages of files that the syncs rewrote, as a flash disk would)."""
         return self._ask("stats")
 
     def reset_stats(self) -> None:

@@ -13,7 +13,8 @@ state, as a plain tree. Its own writes are not fsynced to the real disk: the sim
 server only, and the real kernel keeps what it was given.
 
 The control channel is stdin/stdout: the server prints ``mounted`` once serving; a ``stats`` line is
-answered with one line of JSON, ``reset`` zeroes the counters.
+answered with one line of JSON, ``reset`` zeroes the counters, ``sync`` makes everything durable (before an
+orderly unmount).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def serialized(method):
             return method(self, *args, **kwargs)
     return locked
 
+PAGE = 4096
+
 
 class PowerCutOperations(Operations):
     """The FUSE callbacks over the node tree; counters of what the workload wrote and synced."""
@@ -56,7 +59,7 @@ class PowerCutOperations(Operations):
         self.handles: dict[int, Node] = {}
         self.next_handle = 1
         self.counters = dict.fromkeys(("bytes_written", "bytes_synced", "fsyncs", "fdatasyncs", "dir_fsyncs",
-                                       "writes"), 0)
+                                       "writes", "pages_synced"), 0)
 
     # -- the durable side ---------------------------------------------------------------------------
 
@@ -85,6 +88,9 @@ class PowerCutOperations(Operations):
                 os.ftruncate(fd, size)
             finally:
                 os.close(fd)
+        # What a flash disk rewrites: whole 4 KiB pages, however few bytes of each changed.
+        self.counters["pages_synced"] += len({page for start, end in ranges
+                                              for page in range(start // PAGE, (end - 1) // PAGE + 1)})
         return sum(end - start for start, end in ranges)
 
     def sync_dir(self, node: Node) -> None:
@@ -330,7 +336,9 @@ def serve_control(operations: PowerCutOperations, mountpoint: str) -> None:
         with operations.mutex:
             if command == "reset":
                 operations.counters = dict.fromkeys(operations.counters, 0)
-            answer = dict(operations.counters) if command in ("stats", "reset") else {"error": command}
+            elif command == "sync":                    # before an orderly unmount: make everything durable
+                operations.sync_all(operations.root)
+            answer = dict(operations.counters) if command in ("stats", "reset", "sync") else {"error": command}
         print(json.dumps(answer), flush=True)
     subprocess.run(["fusermount3", "-uz", mountpoint], check=False, capture_output=True)
 
