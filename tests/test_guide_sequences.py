@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from kartud.hw.printer import PrinterFault
 from kartud.hw.printer import protocol as p
 from kartud.hw.sim.evolis_sim import EvolisSim, SimSettings
 from card_faces import face_png
@@ -158,3 +159,11 @@ def test_what_the_printer_says_about_itself(tmp_path, manual_clock, firmware):
         assert info["ribbon_remaining"] is None and info["cards_until_cleaning"] is None
     else:
         assert info["ribbon_remaining"] == 299 and info["cards_until_cleaning"] == 999
+
+
+def test_a_refused_feed_puts_the_printers_mode_back(tmp_path, manual_clock, firmware):
+    with link("usb", tmp_path, manual_clock, sim_settings=SimSettings(feeder_cards=0), firmware=firmware) as joined:
+        with pytest.raises(PrinterFault) as refused:
+            joined.printer.insert_card(True)
+        assert refused.value.code == "feeder_empty"
+        assert joined.sim.parameters["Pem"] == ["0"] and joined.sim.position is None

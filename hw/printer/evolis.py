@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from . import Printer, PrinterFault, PrinterStatus
 from . import protocol as p
 from . import replies
+from .error_mode import ErrorModeMixin
 from .knowledge import CARD_ERROR_MODE, SETUP_COMMANDS, STATUS_COMMAND
 from .panels import PanelSettings, render_back_black, render_face
 from .transport import Transport, TransportGone
@@ -38,7 +39,7 @@ class EvolisSettings:
     card_error_mode: int | None = CARD_ERROR_MODE    # Pem for each card, the printer's own mode put back after
 
 
-class EvolisPrinter(Printer):
+class EvolisPrinter(ErrorModeMixin, Printer):
     """An Evolis card printer (Primacy / Zenius dialect) on ``transport``.
 
     Every exchange is one command and one reply, each bounded by a timeout, under a lock so that a
@@ -161,15 +162,6 @@ class EvolisPrinter(Printer):
             return None
         return reply
 
-    def _learn_error_mode(self) -> None:
-        """The printer's own error mode (``Rem`` answers ``current,saved``), to put back after each card.
-        Not learnt again while kartud's card mode is set (a reconnection mid-card would read kartud's own)."""
-        if self._card_mode_set:
-            return
-        reply = self._optional_read("Rem")
-        current = (reply or "").split(",")[0].strip()
-        self._error_mode = current if current.isdigit() else None
-
     def _learn_reads(self) -> None:
         """Ask each optional status read once at connect, so a printer without a sensor or a read is known
         as such from the start (and never reported as disconnected for it)."""
@@ -271,31 +263,6 @@ class EvolisPrinter(Printer):
         self._read_counters()
         self._restore_error_mode()
 
-    def _enter_card_mode(self) -> None:
-        """``Pem;<card_error_mode>`` for this card (errors answered to kartud, not waited on at the printer),
-        unless the printer is in it already; a refusal is logged once and the card goes on without it:
-        nothing kartud sends depends on it."""
-        mode = self.settings.card_error_mode
-        if mode is None or self._refused_mode or self._card_mode_set or self._error_mode == str(mode):
-            return
-        reply = self._talk(p.set_error_mode(mode), f"Pem;{mode}", self.settings.reply_timeout_s)
-        if reply == p.OK:
-            self._card_mode_set = True
-            return
-        self._refused_mode = True
-        log.warning("the printer answered %r to Pem;%d; it keeps its own error mode (the card's sequence does not "
-                    "depend on it)", reply[:40], mode)
-
-    def _restore_error_mode(self) -> None:
-        """Put back the mode the printer had before the card (the guide's default, 0, when it did not say)."""
-        if not self._card_mode_set:
-            return
-        mode = self._error_mode or "0"
-        reply = self._talk(p.set_error_mode(int(mode)), f"Pem;{mode}", self.settings.reply_timeout_s)
-        self._card_mode_set = False
-        if reply != p.OK:
-            log.warning("the printer answered %r when its error mode Pem;%s was put back", reply[:40], mode)
-
     def _card_position(self) -> str | None:
         return p.parse_card_position(self._read("Rlr", "p"))
 
@@ -313,7 +280,11 @@ class EvolisPrinter(Printer):
             self._command(p.set_ribbon(self.settings.ribbon), "Pr")
             self._command(p.start_sequence(), "Ss")
             self._sequence_open = True
-            self._command(frame, what, self.settings.move_timeout_s)
+            try:
+                self._command(frame, what, self.settings.move_timeout_s)
+            except PrinterFault:
+                self._feed_refused()
+                raise
             where = self._card_position()
             if where != wanted and where != "inside":     # the 2003 guide's ERR CARD: inside, not where
                 raise PrinterFault("card_jam", f"after {what} the card is at {where or 'no known place'}, "
