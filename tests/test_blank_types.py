@@ -70,10 +70,10 @@ def test_the_right_blanks_print_as_before(tmp_path):
     async def scenario():
         room = PhysicalRoom(tmp_path, job_types=["KTP_EL", "KIA"])
         room.load_feeder(1, chip=True)
-        room.sim.blanks.load(1, chip=False)                               # a KTP-el blank, then a KIA blank
+        room.sim.blanks.load(3, chip=False)                               # a KTP-el blank, then KIA blanks
         room.start()
         await room.quiet()
-        assert room.daemon.faults == {}
+        assert room.daemon.faults == {} and room.daemon.decision.mode == "idle"
         assert await room.stop() == 0
         return room
 

@@ -134,6 +134,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "fault_cleaning_required": ("printer minta dibersihkan: masukkan kartu pembersih ke feeder lalu jalankan "
                                 "kartuctl clean", "the printer asks to be cleaned: put a cleaning card in the "
                                 "feeder, then run kartuctl clean"),
+    "fault_wrong_blank": ("blangko di feeder bukan jenis kartu pekerjaan ini: isi blangko yang benar, lalu "
+                          "kartuctl resume", "the feeder holds blanks of another card type than the job: load the "
+                          "right blanks, then kartuctl resume"),
     "fault_encoder_disconnected": ("encoder chip tidak terjangkau: periksa pembaca kartu dan pcscd",
                                    "the chip encoder is unreachable: check the card reader and pcscd"),
     "fault_storage_error": ("basis data tidak dapat ditulis (disk penuh atau rusak?): lihat journalctl -u kartud",

@@ -182,15 +182,15 @@ class Press:
         attempt counted, and ``wrong_blank`` holds the station for a person."""
         host, job_id = self.host, job["job_id"]
         real = blank_type(found)
-        log.error("job %s: the blank fed is a %s blank, not a %s blank; it goes to the reject box unprinted and the "
-                  "station waits for the right blanks", job_id, real, job["card_type"], extra={"job": job_id})
-        host.raise_fault("wrong_blank", f"a {real} blank in the feeder for a {job['card_type']} job")
         try:
             await host.device(host.printer.reject)
-        except PrinterFault as fault:
+        except PrinterFault as fault:                   # stuck (a jam looks like a blank without a chip)
             host.printer_fault(fault)
             await self._in_doubt(job_id, f"reject_failed:{fault.code}")
             return
+        log.error("job %s: the blank fed is a %s blank, not a %s blank; it went to the reject box unprinted and the "
+                  "station waits for the right blanks", job_id, real, job["card_type"], extra={"job": job_id})
+        host.raise_fault("wrong_blank", f"a {real} blank in the feeder for a {job['card_type']} job")
         host.job_changed(await host.db(host.store.wrong_blank, job_id, real))
         host.stock_changed()
 
