@@ -167,3 +167,11 @@ def test_a_refused_feed_puts_the_printers_mode_back(tmp_path, manual_clock, firm
             joined.printer.insert_card(True)
         assert refused.value.code == "feeder_empty"
         assert joined.sim.parameters["Pem"] == ["0"] and joined.sim.position is None
+
+
+def test_the_connect_log_names_the_printer_and_its_ribbon(tmp_path, manual_clock, caplog):
+    caplog.set_level(logging.INFO, logger="kartud.printer")
+    with link("usb", tmp_path, manual_clock) as joined:
+        joined.printer.status()
+    connected = [r.getMessage() for r in caplog.records if r.getMessage().startswith("printer connected")]
+    assert len(connected) == 1 and "serial SIM0001, firmware kartud-sim 1.0, ribbon YMCKO" in connected[0]

@@ -98,6 +98,7 @@ class EvolisPrinter(ErrorModeMixin, Printer):
         self._ready = True
         self._learn_reads()
         self._read_counters()
+        self.ribbon_type = self._ribbon_type()
         log.info("printer connected over %s: %s, serial %s, firmware %s, ribbon %s", self.transport.description,
                  self.model or "?", self.serial or "?", self.firmware or "?", self.ribbon_type or "?")
         self._lost_reason = None
