@@ -130,3 +130,24 @@ def test_the_checker_finds_a_record_twice_in_the_output_an_uncharged_blank_a_los
     assert any("j-0003 was acknowledged but is not in the ledger" in p for p in problems)
     assert any("j-0002 was answered cancelled but the ledger has queued" in p for p in problems)
     assert any("2 cards left the printer but the ledger charged only 1 blanks" in p for p in problems)
+
+
+def test_seed_2_a_resubmission_carries_the_first_content_and_a_later_job_for_the_record_may_be_first(broker):
+    # Found by seed 2: op 15 resubmitted job 5 without the priority it was first sent with (job_id_conflict),
+    # and op 183's job was refused duplicate_record because op 216's job for the same record, sent later from
+    # another client, reached the daemon first. Both were the storm's own mistakes, not the daemon's.
+    from kartud.room.storm_office import Office, Request
+
+    office = Office(broker.port, 2, lambda: 0)
+    try:
+        first = office.job(5, priority=9)
+        assert office.job(5) == first and first["priority"] == 9
+        later = office.job(59, record_of=57)
+        office.sent_jobs["later"] = later
+        original = Request(183, 0, "job/submit", office.job(57), frozenset({"ok"}))
+        assert office._shares_with_another_job(original, "duplicate_record")
+        assert not office._shares_with_another_job(original, "job_id_conflict")
+        lone = Request(184, 0, "job/submit", office.job(60), frozenset({"ok"}))
+        assert not office._shares_with_another_job(lone, "duplicate_record")
+    finally:
+        office.close()

@@ -11,7 +11,7 @@ from typing import Callable
 from .storm_invariants import check
 from .storm_office import Office
 from .storm_plan import CHIP_FAULTS, PHASE_OPS, PRINTER_FAULTS, Op, plan
-from .storm_rig import StormRig
+from .storm_rig import StormRig, power_cut_problem
 
 FIRST_BATCH = 500                               # blanks received before the first operation
 SETTLE_S = 240.0                                # the longest the end may take to answer and print everything
@@ -191,6 +191,8 @@ class Storm:
         started = time.monotonic()
         try:
             self.start()
+            self.say("storm: the database is on the power-cut filesystem" if self.rig.disk is not None else
+                     f"storm: power cuts are SIGKILLs only: {power_cut_problem()}")
             for op in plan(self.seed):
                 if time.monotonic() - started > minutes * 60:
                     break

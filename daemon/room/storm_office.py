@@ -39,6 +39,7 @@ class Request:
     kills_at_send: int = 0
     sent_at: float = 0.0
     answer: dict | None = None
+    answered: threading.Event = field(default_factory=threading.Event)
 
     @property
     def code(self) -> str | None:
@@ -109,9 +110,7 @@ class Office:
 
     def wait(self, request: Request, timeout: float) -> dict | None:
         """The answer of ``request`` once the courier has it, or None after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while request.answer is None and time.monotonic() < deadline and not self._stop.is_set():
-            time.sleep(0.02)                    # the courier fills it in; no lighter event to wait on
+        request.answered.wait(timeout)
         return request.answer
 
     def unanswered(self) -> list[Request]:
@@ -134,6 +133,7 @@ class Office:
                         continue
                     request.answer = answer
                     self._judge(request)
+                    request.answered.set()
                 for client in self.clients:
                     self._read_events(client)
 

@@ -44,6 +44,19 @@ def rig_problem() -> str | None:
     return None
 
 
+def power_cut_problem() -> str | None:
+    """Why the database cannot go on the power-cut filesystem here (then a power cut is SIGKILLs only), or None."""
+    import importlib.util
+    import shutil
+
+    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
+        return "no FUSE here (/dev/fuse and fusermount3, Debian package fuse3)"
+    for module in ("mfusepy", "kartud.room.power_cut_fs"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed"
+    return None
+
+
 def _listening(port: int) -> bool:
     # A TCP connect to vpcd would count as a card put on the reader: look at the listening sockets instead.
     with open("/proc/net/tcp") as table:
@@ -235,6 +248,11 @@ class StormRig:
         return os.path.join(self.printer.output_dir, "cards.jsonl")
 
     def start(self) -> "StormRig":
+        if power_cut_problem() is None:
+            from .power_cut_fs import PowerCutFilesystem
+
+            self.disk = PowerCutFilesystem(os.path.join(self.dir, "disk"), self.store_dir)
+            self.disk.mount()
         self.broker.start()
         self.pcscd.start()
         self.printer.start()
@@ -243,6 +261,8 @@ class StormRig:
 
     def close(self) -> None:
         self.daemon.stop()
+        if self.disk is not None:
+            self.disk.unmount()
         self.printer.kill()
         self.pcscd.kill()
         self.broker.stop()
