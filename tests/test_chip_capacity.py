@@ -112,9 +112,10 @@ def _spoiled(room) -> list[tuple]:
 
 
 def test_a_job_too_large_for_the_chip_is_refused_at_submit_and_spends_no_blank(room):
+    """The finding: a 40 KiB chip file passed intake (64 KiB allowed) and spoiled limits.max_attempts blanks."""
     room.start()
     room.receive_blanks(5)
-    job = room.job(chip=_chip(6000, 3000))
+    job = room.job(chip=_chip(40 * 1024))
     answer = room.submit(job)
     assert answer["status"] == "error" and answer["error"]["code"] == "invalid_payload"
     assert answer["error"]["details"]["reason"] == "chip_too_large"
