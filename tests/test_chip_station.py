@@ -161,12 +161,11 @@ def test_an_armed_chip_write_refusal_hits_the_next_card_only(parked_sim):
     sim.station_listeners.append(lambda card: seen.append(card and card.fail_writes))
     sim.arm("encode", "chip_write_refused")
     first = park(sim)
-    first.transmit(SELECT)
-    assert first.transmit(UPDATE) == SW_SECURITY
+    assert first.transmit(CREATE) == SW_SECURITY  # the first write command: the chip stays blank
     assert seen == [1]                          # armed before any listener (a vpcd link) saw the card
     assert sim.feed(protocol.encode("Ser")) == b"OK\r"
     second = park(sim)
-    second.transmit(SELECT)
+    assert second.transmit(CREATE) == SW_OK
     assert second.transmit(UPDATE) == SW_OK
 
 
@@ -176,7 +175,7 @@ def test_a_chip_leaving_the_field_fails_the_in_process_encode_as_no_card(parked_
     card = park(sim)
     with pytest.raises(EncodeError) as caught:
         Encoder(SimStationChannel(sim)).encode({0x0101: b"data"})
-    assert caught.value.kind == "no_card" and card.files_sha256() is None
+    assert caught.value.kind == "no_card" and bytes(card.files[0x0101]) == bytes(4)   # created, never written
 
 
 def test_a_chip_fault_cleared_before_the_encode_does_not_happen(parked_sim):
