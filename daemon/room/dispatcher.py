@@ -201,9 +201,19 @@ class Dispatcher:
             while not predicate(self):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(f"the dispatcher's placements never matched within {timeout} s")
+                    raise TimeoutError(f"the dispatcher's placements never matched within {timeout} s: "
+                                       f"{self.summary()}")
                 self.changed.wait(min(tick_every_s, remaining))
                 self.tick()
+
+    def summary(self) -> str:
+        """How many jobs are in each state, and a few job ids of each unfinished one (for errors and logs)."""
+        with self.lock:
+            by_state: dict[str, list[str]] = {}
+            for job_id, placement in self.placements.items():
+                by_state.setdefault(placement.state, []).append(f"{job_id}@{placement.station}")
+            return "; ".join(f"{state}: {len(ids)}" + ("" if state in FINISHED else f" ({', '.join(ids[:5])})")
+                             for state, ids in sorted(by_state.items())) + f"; late: {self.late[:5]}"
 
     def count(self, state: str) -> int:
         with self.lock:
