@@ -255,3 +255,19 @@ def test_a_box_stopped_while_choosing_or_after_stops_cleanly(tmp_path, amqtt):
         assert "Traceback" not in room.log()
     finally:
         room.close()
+
+
+def test_once_fallen_back_reconnects_speak_311_at_once(tmp_path, amqtt):
+    room = room_on(tmp_path, amqtt, "auto")
+    try:
+        start_311(room)
+        amqtt.kill()
+        room.wait_log("the office link is down: lost the broker")
+        amqtt.start()                                             # the same port, nothing remembered
+        room.wait_log(f"connected to the broker at 127.0.0.1:{amqtt.port} over MQTT 3.1.1", more_than=1)
+        log = room.log()
+        assert log.count("does not speak MQTT 5") == 1 and log.count("is down: no answer to our MQTT 5") == 1
+        room.office.wait_state(lambda s: s["office_link"]["connected"] is True, timeout=20)
+        assert room.office.request("status/get", {})["data"]["office_link"]["protocol"] == "3.1.1"
+    finally:
+        room.close()
