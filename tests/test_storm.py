@@ -16,6 +16,7 @@ import pytest
 
 from kartud.hw.sim.evolis_sim import EvolisSim, SimSettings
 from kartud.hw.sim.output import CardOutput
+from kartud.room.storm import SETTLE_S
 from kartud.room.storm_plan import CHIP_FAULTS, PRINTER_FAULTS, STEPS, WEIGHTS, plan
 from kartud.room.storm_rig import rig_problem
 
@@ -69,9 +70,16 @@ def storm(seed: int, minutes: float, directory) -> subprocess.CompletedProcess:
     why = rig_problem()
     if why:
         pytest.skip(why)
-    return subprocess.run([sys.executable, "-m", "kartud.room.cli", "storm", "--seed", str(seed), "--minutes",
-                           str(minutes), "--output-dir", str(directory)], capture_output=True, text=True,
-                          timeout=minutes * 60 + 600)
+    process = subprocess.Popen([sys.executable, "-m", "kartud.room.cli", "storm", "--seed", str(seed), "--minutes",
+                                str(minutes), "--output-dir", str(directory)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = process.communicate(timeout=minutes * 60 + SETTLE_S + 120)
+    finally:
+        if process.poll() is None:               # SIGTERM: the storm stops every process it started
+            process.terminate()
+            stdout, stderr = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def assert_held(run: subprocess.CompletedProcess, seed: int) -> None:
@@ -85,10 +93,12 @@ def assert_held(run: subprocess.CompletedProcess, seed: int) -> None:
     assert sum(line.startswith("check after op") for line in lines) >= 2
 
 
+@pytest.mark.timeout(MINUTES * 60 + SETTLE_S + 300)
 def test_a_storm_with_the_fixed_seed_keeps_every_promise(tmp_path):
     assert_held(storm(SEED, MINUTES, tmp_path / "storm"), SEED)
 
 
+@pytest.mark.timeout(60 + SETTLE_S + 300)
 def test_a_storm_with_a_random_seed_keeps_every_promise(tmp_path):
     seed = random.SystemRandom().randrange(1, 10**9)
     print(f"storm seed {seed} (replay: kartud-sim storm --seed {seed} --minutes 1)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 import time
 from typing import Callable
 
@@ -261,8 +262,14 @@ def run_storm(seed: int | None, minutes: float, directory: str) -> int:
         shutil.rmtree(directory)                 # an earlier storm's room: its cards would count in this one
     if seed is None:
         seed = random.SystemRandom().randrange(1, 10**9)
+    # SIGTERM (a test's timeout, systemd, kill) ends the storm like Ctrl-C: every process it started is stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     storm = Storm(seed, os.path.abspath(directory))
-    status = storm.run(minutes)
+    try:
+        status = storm.run(minutes)
+    except KeyboardInterrupt:
+        print(f"storm: seed {seed}: interrupted after op {storm.stats['ops']}; everything it started is stopped")
+        return 130
     s = storm.stats
     print(f"storm: seed {seed}: {s['ops']} operations, {s['checks']} checks, {s['kills']} kills, {s['cuts']} power "
           f"cuts, {s['broker']} broker and {s['pcscd']} pcscd restarts, {s['faults']} faults, {s['unplugs']} "
