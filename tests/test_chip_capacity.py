@@ -142,3 +142,18 @@ def test_a_chip_smaller_than_the_config_says_spends_one_blank_and_the_job_fails(
     assert room.query("SELECT in_stock, printed, spoiled FROM blank_stock WHERE card_type = 'KTP_EL'") == [(4, 0, 1)]
     assert _spoiled(room) == [("chip_too_large",)]
     assert "chip could not be encoded (chip_too_large)" in room.log()
+
+
+def test_through_a_real_pcscd_too_a_chip_smaller_than_said_spends_one_blank(pcsc_room):
+    """The same through pcscd and vpcd: the 6A 84 comes back as a real reader passes it on."""
+    room = pcsc_room
+    room.overrides["encoder.chip_capacity_bytes"] = str(40 * 1024)
+    room.start()
+    room.receive_blanks(5)
+    job = room.job(chip=_chip(20_000, 20_000))
+    room.submit(job)
+    failed = room.wait_state(job["job_id"], "failed")["job"]
+    assert (failed["reason"], failed["attempts"]) == ("chip_too_large", 1)
+    [card] = room.cards()
+    assert card["destination"] == "reject"
+    assert _spoiled(room) == [("chip_too_large",)]
