@@ -234,6 +234,7 @@ def test_the_choice_in_words():
     settled.worked()                                                    # MQTT 5 worked: kept, whatever comes later
     assert not settled.refused(UNSUPPORTED_VERSION) and not settled.unanswered() and not settled.unanswered()
     assert settled.refusal_hint().endswith('restart kartud to let mqtt.protocol = "auto" choose again')
+    assert settled.unanswered_words().endswith('restart kartud to let mqtt.protocol = "auto" choose again')
     for fixed in ("5", "3.1.1"):
         choice = ProtocolChoice(fixed, "b:1883", 10.0)
         assert not choice.refused(UNSUPPORTED_VERSION) and not choice.unanswered() and not choice.unanswered()

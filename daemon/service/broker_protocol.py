@@ -76,6 +76,9 @@ class ProtocolChoice:
         if self.current == MQTT5 and self.setting == MQTT5:
             hint = ("; a broker that speaks only MQTT 3.1.1 does this: set mqtt.protocol = \"auto\" "
                     "or \"3.1.1\"")
+        elif self.current == MQTT5 and self.settled:      # auto, and this broker took MQTT 5 before
+            hint = ("; if the broker now speaks only MQTT 3.1.1, restart kartud to let mqtt.protocol = \"auto\" "
+                    "choose again")
         return (f"no answer to our MQTT {self.current} connection from {self.where} within "
                 f"{self.answer_timeout_s:g} s{hint}")
 
