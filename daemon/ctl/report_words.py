@@ -35,6 +35,7 @@ REPORT_MESSAGES: dict[str, tuple[str, str]] = {
     "sign_id": ("NIP. ...................................", "ID no. ................................"),
     # Why a blank was spoiled: the press's reasons and the printer's fault codes.
     "reason_encode_failed": ("chip gagal ditulis", "chip could not be encoded"),
+    "reason_chip_too_large": ("berkas chip melebihi kapasitas chip", "chip files larger than the chip holds"),
     "reason_in_doubt_spoiled": ("diragukan, dinyatakan rusak oleh petugas", "in doubt, declared spoiled"),
     "reason_unprintable_face": ("gambar tidak dapat dicetak", "face could not be printed"),
     "reason_card_jam": ("kartu macet", "card jam"),
