@@ -53,11 +53,16 @@ class PowerCutRoom(PcscRoom):
         self.cuts += 1
 
     def power_on(self, wait_online: bool = False) -> None:
-        """The box comes back: the daemon starts while the printer (empty-handed) boots beside it."""
+        """The box comes back: the daemon starts while the printer (empty-handed) boots beside it;
+        ``wait_online`` waits for this daemon's "online" (not a retained one)."""
+        if wait_online:
+            office = self.connect()
+            with office.state_changed:
+                office.availability = None
         self.start(wait_online=False)
         self.start_printer()
         if wait_online:
-            self.office.wait_availability("online", timeout=20)
+            self.office.wait_availability("online", timeout=30)
 
     def files_outside_sqlite(self) -> list[str]:
         """What the daemon keeps on its disk besides the SQLite files, the key file and the lock file (content-free,

@@ -26,7 +26,9 @@ from test_crash import check_promises, settle
 from kartud.service.crashpoints import POINTS
 
 RANDOM_CUTS = int(os.environ.get("KARTUD_POWER_CUTS", "200"))
-CUTS_PER_TEST = 40           # each test stays under a minute; the seeds together make RANDOM_CUTS
+CUTS_PER_TEST = 25           # each test takes about 25 s; the seeds together make RANDOM_CUTS
+# Each cut restarts three processes: on a machine shared with other work a test can take three times as long.
+pytestmark = pytest.mark.timeout(180)
 SEEDS = list(range(max(1, -(-RANDOM_CUTS // CUTS_PER_TEST))))
 IDLE_S = 5
 CARD_INSIDE = ("after_claim", "after_feed", "after_encode", "after_print", "after_eject")
@@ -69,8 +71,16 @@ def test_random_power_cuts_while_a_producer_keeps_submitting(power_cut_room, see
         for _ in range(cuts):
             time.sleep(rng.uniform(0.05, 0.6))                # a random instant is the point of this test
             room.cut()
-            room.power_on()
-    room.kill()
+            # From power-on or from "online": on a slow machine, cuts timed from power-on alone would all land
+            # in the start-up.
+            room.power_on(wait_online=rng.random() < 0.5)
+    room.cut()
+    room.power_on(wait_online=True)
+    last = room.job()                                        # after all those cuts the box still prints
+    assert room.submit(last)["status"] == "ok"
+    producer.acknowledged[last["job_id"]] = last
+    room.wait_state(last["job_id"], "printed", timeout=120)
+    assert room.stop() == 0
     cutting = time.monotonic() - started
     settle(room)
     # A request in hand at two deaths in a row is answered internal_error and set aside (contract 1.1).
@@ -79,7 +89,7 @@ def test_random_power_cuts_while_a_producer_keeps_submitting(power_cut_room, see
     assert len(died_twice) <= room.query("SELECT COUNT(*) FROM quarantine WHERE why LIKE 'died twice%'")[0][0]
     counts = check_promises(room, producer.acknowledged)
     assert room.files_outside_sqlite() == []
-    assert counts["printed"] > 0 and len(producer.acknowledged) > 0
+    assert len(producer.acknowledged) > 1
     print(f"\nseed {seed}, {cuts} power cuts in {cutting:.0f} s: {len(producer.acknowledged)} jobs acknowledged, "
           f"{dict(counts)}, {len(room.cards())} cards left the printer, {len(died_twice)} set aside")
 
