@@ -9,8 +9,8 @@ import signal
 import time
 from typing import Callable
 
-from .storm_invariants import check
-from .storm_office import Office
+from .storm_invariants import check, read_cards
+from .storm_office import Office, chip_sha
 from .storm_plan import CHIP_FAULTS, PHASE_OPS, PRINTER_FAULTS, Op, plan
 from .storm_rig import StormRig, power_cut_problem
 
@@ -143,13 +143,9 @@ class Storm:
         answer = self.office.wait(listed, 3.0)
         if answer is None or answer.get("status") != "ok":
             return                                   # the office cannot reach the box now; the next resolve will
-        from .storm_invariants import read_cards
-
         out = {c["chip_files_sha256"] for c in read_cards(self.rig.cards_path) if c["destination"] == "output"}
         for view in answer["data"]["jobs"]:
             sent = next((p for p in self.office.sent_jobs.values() if p["job_id"] == view["job_id"]), None)
-            from .storm_office import chip_sha
-
             outcome = "printed" if sent is not None and chip_sha(sent) in out else "spoiled"
             self.office.send(op.number, op.args["client"], "job/resolve",
                              {"job_id": view["job_id"], "outcome": outcome, "note": "storm: looked at the card",

@@ -23,16 +23,19 @@ def read_cards(path: str) -> list[dict]:
 def check(db_path: str, cards_path: str, office: Office, final: bool = False) -> tuple[list[str], dict]:
     """Every promise, checked from outside while the daemon runs (or after it stopped, with ``final``).
 
-    The printer's record is read before and after the ledger: a card in the output before the ledger was read
+    What the office was told is taken first, then the printer's record is read before and after the ledger (one
+    read transaction): a card in the output before the ledger was read
     must be accounted for by it, and a card the ledger calls printed must be in the output read after it.
     Returns the problems found (none when all holds) and a few counts for the log.
     """
-    before = read_cards(cards_path)
-    facts = ledger_facts(db_path)
-    after = read_cards(cards_path)
+    # What the office was told is taken first: an answer or event that arrives after the ledger was read
+    # may tell of a change the ledger read did not see yet.
     told = office.told
     acknowledged, cancelled = dict(told.acknowledged), set(told.cancelled)
     printed_told, resolved = set(told.printed), dict(told.resolved)
+    before = read_cards(cards_path)
+    facts = ledger_facts(db_path)
+    after = read_cards(cards_path)
     jobs = facts["jobs"]
     problems: list[str] = []
 
