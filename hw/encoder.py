@@ -143,15 +143,25 @@ class Encoder:
             raise EncodeError(refused_kind, f"the card refused to {what} (status {response[-2:].hex().upper()})")
         return response[:-2]
 
-    def chip_present(self, timeout_s: float | None = None) -> bool:
-        """Whether a chip answers at the station within ``timeout_s`` (default: the encoder's timeout); lets go
-        of it either way. How the box tells a chip blank from a blank without one before printing on it."""
+    def encode_unless_no_chip(self, files: dict[int, bytes], timeout_s: float | None = None) -> str | None:
+        """:meth:`encode`, but None, not an error, when no chip came to the station within ``timeout_s``
+        (default: the encoder's timeout): the blank has none. A chip that came and then failed raises as
+        :meth:`encode` does. With no ``files`` nothing is written: the chip's UID says a chip is there.
+        This is how the box tells a chip blank from a blank without one before printing on it."""
+        came = []
+        wait = self.channel.wait_for_card
+
+        def watched_wait(seconds: float) -> None:
+            wait(self.timeout_s if timeout_s is None else timeout_s)
+            came.append(True)
+
+        # Only the wait is watched, for this one call: the channel's own method again afterwards.
+        self.channel.wait_for_card = watched_wait
         try:
-            self.channel.wait_for_card(self.timeout_s if timeout_s is None else timeout_s)
-            return True
+            return self.encode(files)
         except EncodeError as error:
-            if error.kind != "no_card":
-                raise
-            return False
+            if error.kind == "no_card" and not came:
+                return None
+            raise
         finally:
-            self.channel.release()
+            del self.channel.wait_for_card

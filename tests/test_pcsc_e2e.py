@@ -18,7 +18,7 @@ def _spoil_reasons(room) -> list[str]:
     return [r[0] for r in room.query("SELECT reason FROM blank_movements WHERE kind = 'spoiled' ORDER BY rowid")]
 
 
-def test_a_ktp_el_job_is_encoded_verified_and_printed_and_a_kia_job_skips_the_chip(pcsc_room):
+def test_a_ktp_el_job_is_encoded_verified_and_printed_and_a_kia_job_never_prints_on_a_chip_blank(pcsc_room):
     room = pcsc_room.start()
     room.office.wait_state(lambda s: s["encoder"] == {"connected": True, "reader": READER})
     room.receive_blanks(5, "KTP_EL")
@@ -34,12 +34,16 @@ def test_a_ktp_el_job_is_encoded_verified_and_printed_and_a_kia_job_skips_the_ch
     assert card["chip_files_sha256"] == chip_sha(job)            # every file as the job sent it
     assert room.query("SELECT card_uid FROM printed_records WHERE job_id = ?", job["job_id"]) == [(card["chip_uid"],)]
 
+    # The feeder holds chip blanks: the reader sees the chip through pcscd before a face is printed on it.
     kia = room.job("KIA")
     room.submit(kia)
-    assert room.wait_state(kia["job_id"], "printed")["job"]["card_uid"] is None
+    room.wait_fault("wrong_blank")
     assert ("printing", "encoding") not in _steps(room, kia["job_id"])
+    assert room.query("SELECT state, reason, attempts FROM jobs WHERE job_id = ?", kia["job_id"]) == \
+        [("queued", "wrong_blank", 0)]
     second = room.cards()[1]
-    assert second["destination"] == "output" and second["chip_files_sha256"] is None   # the chip was left blank
+    assert second["destination"] == "reject" and second["panels"] == [] and second["chip_uid"] is not None
+    assert _stock(room, "KTP_EL")[0][-1] == 1 and _stock(room, "KIA")[0][0] == 5   # spoiled as the KTP-el it is
 
 
 def test_a_write_the_first_card_refuses_rejects_it_and_the_job_prints_on_the_next_blank(pcsc_room):

@@ -33,6 +33,7 @@ class PressHost(Protocol):
     config: Config                  # for limits.max_attempts
     store: Store
     printer: Printer
+    faults: dict                    # the faults raised now, by code
     encoder: Encoder | None         # None: no chip encoder, KTP-el cards print without a chip
 
     async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -116,9 +117,11 @@ class Press:
         host, store, job_id = self.host, self.host.store, job["job_id"]
         printer, encoder = host.printer, host.encoder
         chip = has_chip(job["card_type"]) and encoder is not None
+        # With an encoder every blank stops at the contactless station first, to be checked for a chip; a card
+        # without a chip needs no encoder, so while it is away such a blank is printed unchecked.
+        check = chip or (encoder is not None and "encoder_disconnected" not in host.faults)
         try:
-            # With an encoder every blank stops at the contactless station first, to be checked for a chip.
-            await host.device(printer.insert_card, encoder is not None)
+            await host.device(printer.insert_card, check)
         except PrinterFault as fault:
             host.printer_fault(fault)
             await self._feed_failed(job_id, fault)
@@ -126,12 +129,16 @@ class Press:
         crash_point("after_feed")
         card_uid = None
         try:
-            if encoder is not None and not chip and await host.device(encoder.chip_present, CHIP_ABSENT_AFTER_S):
+            # Nothing is written on a blank for a card without a chip: its UID only says a chip is there.
+            if check and not chip and await host.device(encoder.encode_unless_no_chip, {}, CHIP_ABSENT_AFTER_S):
                 await self._wrong_blank(job, True)      # a chip blank for a card without a chip
                 return
             if chip:
                 host.job_changed(await host.db(store.set_step, job_id, "encoding"))
-                card_uid = await host.device(encoder.encode, job["chip_files"])
+                card_uid = await host.device(encoder.encode_unless_no_chip, job["chip_files"])
+                if card_uid is None:
+                    await self._wrong_blank(job, False)     # no chip came: a blank without one, for a chip card
+                    return
                 crash_point("after_encode")
             host.job_changed(await host.db(store.set_step, job_id, "printing"))
             await host.device(printer.print_card, job["front_png"], job["back_png"])
@@ -141,9 +148,6 @@ class Press:
                 return                        # stopping with the card inside: in doubt at the next start
             crash_point("after_eject")        # the card is out, the ledger does not know yet
         except EncodeError as error:
-            if error.kind == "no_card" and not await self._chip_seen():
-                await self._wrong_blank(job, False)     # no chip came: a blank without one, for a chip card
-                return
             log.warning("job %s: the chip could not be encoded (%s); the card goes to the reject box", job_id,
                         error.kind, extra={"job": job_id})
             if error.kind in ("reader_gone", "service_gone"):
@@ -168,13 +172,6 @@ class Press:
         host.job_changed(view)
         log.info("job %s printed", job_id, extra={"job": job_id, "record": job["record_id"], "card_type": job["card_type"],
                                                   "message_id": MSG_JOB_PRINTED})
-
-    async def _chip_seen(self) -> bool:
-        """After an encode found no card: does a chip answer at the station now? (No: the blank has none.)"""
-        try:
-            return await self.host.device(self.host.encoder.chip_present, CHIP_ABSENT_AFTER_S)
-        except EncodeError:
-            return True                                 # something is there, or the reader is gone: not a blank
 
     async def _wrong_blank(self, job: dict, found: bool) -> None:
         """The blank at the contactless station is not of the job's type (``found``: it has a chip). It goes
