@@ -32,6 +32,7 @@ FAULT_PAUSE = 2.0               # the dark gap after each count
 FAULT_BLINKS = {
     "printer_disconnected": 1,
     "feeder_empty": 2,
+    "wrong_blank": 2,
     "cover_open": 3,
     "no_ribbon": 4,
     "ribbon_ended": 4,
