@@ -32,7 +32,9 @@ WAIT_S = 60 + STATIONS + JOBS // 4    # the longest wait for the fleet; the defa
 VICTIM = "fleet-01"                  # a KTP_EL station, paused, then frozen, then killed
 
 
-pytestmark = pytest.mark.timeout(60 if (STATIONS, JOBS) == (20, 60) else 4 * WAIT_S)
+# About 20 s on two quiet cores; the margin is for machines as loaded as this project's (load average 20-45
+# seen: 20 daemons then take 20 s just to start).
+pytestmark = pytest.mark.timeout(120 if (STATIONS, JOBS) == (20, 60) else 4 * WAIT_S)
 
 
 def station_name(i: int) -> str:
@@ -109,7 +111,8 @@ def test_a_dispatcher_places_jobs_on_twenty_stations_and_reroutes_only_what_was_
             if count == 0:
                 continue                        # no blanks received: this station cannot take a job
             answer = office.request(name, "blanks/receive", {"batch_id": f"B-{name}", "card_type": card_type,
-                                                             "count": count, "request_id": f"blanks-{name}"})
+                                                             "count": count, "request_id": f"blanks-{name}"},
+                                    timeout=30)
             assert answer["status"] == "ok", answer
         office.wait_for(lambda f: all(sum(b["in_stock"] for b in f.states[n]["blanks"].values()) == layout(i)[1]
                                       for i, n in enumerate(names)), timeout=30)
@@ -119,7 +122,7 @@ def test_a_dispatcher_places_jobs_on_twenty_stations_and_reroutes_only_what_was_
         # Phase 1: a third of the jobs, two of them pinned to the victim; all acknowledged where they went.
         # The victim is paused first, so that its acknowledged jobs are still queued when it dies (a card
         # mid-way would be in doubt, waiting for a person) and no other job is chosen for it.
-        assert office.request(VICTIM, "queue/pause", {"reason": "test", "request_id": "pause"})["status"] == "ok"
+        assert office.request(VICTIM, "queue/pause", {"reason": "test", "request_id": "pause"}, timeout=30)["status"] == "ok"
         office.wait_for(lambda f: f.states[VICTIM]["mode"] == "paused")
         first, rest = jobs[: JOBS // 3], jobs[JOBS // 3:]
         pinned = [j for j in first if j["card_type"] == "KTP_EL"][:2]
@@ -155,7 +158,7 @@ def test_a_dispatcher_places_jobs_on_twenty_stations_and_reroutes_only_what_was_
         office.availability.pop(VICTIM)
         fleet.start(VICTIM)
         office.wait_for(lambda f: f.availability.get(VICTIM) == "online", timeout=30)
-        assert office.request(VICTIM, "queue/resume", {"request_id": "resume"})["status"] == "ok"
+        assert office.request(VICTIM, "queue/resume", {"request_id": "resume"}, timeout=30)["status"] == "ok"
         dispatcher.wait_until(lambda d: all(p.state == "printed" for p in d.placements.values()), timeout=WAIT_S)
         total_s = time.monotonic() - dispatched
         assert dispatcher.late == []

@@ -33,6 +33,7 @@ or from a shell, with one job (a ``job/submit`` payload) per line of a file::
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 import threading
@@ -44,6 +45,8 @@ from .office import FleetClient
 # A station in one of these modes takes no job from the dispatcher (the contract's state document).
 UNAVAILABLE_MODES = ("fault", "paused")
 FINISHED = ("printed", "failed", "cancelled", "expired")
+# A job in one of these states is still waiting at its station (sent, or known to be queued there).
+WAITING_THERE = ("sent", "acknowledged", "queued")
 
 
 @dataclass
@@ -81,21 +84,24 @@ class Dispatcher:
         fleet.on_job_event = self._on_job_event
 
     # -- choosing ------------------------------------------------------------------------------------
-    def load(self, station: str) -> int:
-        """Jobs waiting at ``station``: its own count, or the dispatcher's placements there not yet finished."""
-        state = self.fleet.states.get(station) or {}
-        queued = (state.get("queue") or {}).get("queued", 0)
-        ours = sum(1 for p in self.placements.values() if p.station == station and p.state not in FINISHED
-                   and p.state not in ("refused", "printing"))
-        return max(queued, ours)
+    def _outstanding(self) -> tuple[collections.Counter, collections.Counter]:
+        """Per station, the dispatcher's jobs there not yet started; and per (station, card type), likewise."""
+        jobs, by_type = collections.Counter(), collections.Counter()
+        for p in self.placements.values():
+            if p.state in WAITING_THERE:
+                jobs[p.station] += 1
+                by_type[p.station, p.card_type] += 1
+        return jobs, by_type
 
-    def _waiting_of_type(self, station: str, card_type: str) -> int:
-        return sum(1 for p in self.placements.values() if p.station == station and p.card_type == card_type
-                   and p.state in ("sent", "acknowledged", "queued"))
+    def load(self, station: str) -> int:
+        """Jobs waiting at ``station``: its own count, or the dispatcher's placements there not yet started."""
+        queued = ((self.fleet.states.get(station) or {}).get("queue") or {}).get("queued", 0)
+        return max(queued, self._outstanding()[0][station])
 
     def choose(self, card_type: str, exclude: tuple[str, ...] = ()) -> str | None:
         """The station a job of ``card_type`` goes to now, or None when none fits."""
         with self.lock:
+            ours, ours_of_type = self._outstanding()
             ranked = []
             for station, state in self.fleet.states.items():
                 if station in exclude or not self.fleet.reachable(station):
@@ -103,9 +109,10 @@ class Dispatcher:
                 if state.get("mode") in UNAVAILABLE_MODES or state.get("daemon") == "not_running":
                     continue
                 stock = ((state.get("blanks") or {}).get(card_type) or {}).get("in_stock")
-                if stock is None or stock <= self._waiting_of_type(station, card_type):
+                if stock is None or stock <= ours_of_type[station, card_type]:
                     continue
-                ranked.append((self.load(station), -stock, station))
+                queued = (state.get("queue") or {}).get("queued", 0)
+                ranked.append((max(queued, ours[station]), -stock, station))
             return min(ranked)[2] if ranked else None
 
     # -- sending -------------------------------------------------------------------------------------

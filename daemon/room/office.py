@@ -189,7 +189,9 @@ class FleetClient:
 
     def __init__(self, host: str, port: int, prefix: str = "kartud", client_id: str | None = None,
                  tls: tuple[str, str, str] | None = None, username: str | None = None, password: str | None = None,
-                 connect_timeout: float = 10.0):
+                 connect_timeout: float = 10.0, session_expiry_s: int = 3600):
+        """``session_expiry_s``: how long the broker keeps this client's session (its subscriptions and the
+        answers and events meant for it) across a lost connection: a reconnect then misses nothing."""
         self.prefix = prefix
         self.client_id = client_id or f"office-fleet-{uuid.uuid4().hex[:8]}"
         self.states: dict[str, dict] = {}
@@ -206,7 +208,10 @@ class FleetClient:
         client.on_message = self._on_message
         client.on_subscribe = lambda *a: self._subscribed.set()
         self.client = client
-        client.connect(host, port, keepalive=30)
+        session = Properties(PacketTypes.CONNECT)
+        session.SessionExpiryInterval = session_expiry_s
+        # paho starts clean only at the first connect; its reconnects resume the session the broker kept.
+        client.connect(host, port, keepalive=30, properties=session)
         client.loop_start()
         if not self._subscribed.wait(connect_timeout):
             self.close()
@@ -219,7 +224,10 @@ class FleetClient:
         self.close()
 
     def close(self) -> None:
-        self.client.disconnect()
+        """Disconnect, and let the broker drop this client's session now rather than after its expiry."""
+        done = Properties(PacketTypes.DISCONNECT)
+        done.SessionExpiryInterval = 0
+        self.client.disconnect(properties=done)
         self.client.loop_stop()
 
     def reachable(self, station: str) -> bool:
