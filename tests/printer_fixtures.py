@@ -157,8 +157,8 @@ class UsbRoom(SerialRoom):
     interface in its own process; :meth:`unplug` and :meth:`replug` signal it to pull and reconnect the cable."""
 
     def start(self, wait_online: bool = True) -> "UsbRoom":
-        self.overrides.update({"printer.transport": '"usb"', "printer.sim.output_dir": f'"{self.dir}/cards"',
-                               "printer.sim.seconds_per_card": "0.3"})
+        self.overrides.update({"printer.transport": '"usb"', "printer.sim.output_dir": f'"{self.dir}/cards"'})
+        self.overrides.setdefault("printer.sim.seconds_per_card", "0.3")
         helper = os.path.join(os.path.dirname(__file__), "usb_daemon.py")
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([sys.executable, helper, "run", "--config", self.config_path],

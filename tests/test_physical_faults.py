@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from physical_room import PhysicalRoom, ledger_matches_printer
+from printer_fixtures import UsbRoom, wait_until
 
 
 def test_a_full_hopper_at_the_eject_holds_the_card_and_ejects_the_same_card_when_emptied(tmp_path):
@@ -64,3 +66,30 @@ def test_a_card_left_inside_over_an_unplug_is_charged_to_its_own_job_never_the_n
     assert (stock["printed"], stock["spoiled"], stock["reserved"]) == (1, 0, 1)   # 2 blanks: 2 cards left
     assert room.query("SELECT job_id FROM audit WHERE kind = 'card_rejected'") == [("j-1",)]
     assert ledger_matches_printer(room) == []
+
+
+def test_a_usb_unplug_mid_card_and_a_replug_leave_the_card_inside_to_its_own_job(tmp_path, broker):
+    """The issue's finding as an integrator saw it: the USB cable pulled while a card prints, put back; the
+    card left inside was rejected as the next job's spoiled blank (3 blanks used where 2 left the printer)."""
+    room = UsbRoom(tmp_path / "room", broker)
+    room.overrides["printer.sim.seconds_per_card"] = "2.0"            # 1.4 s printing: time to pull the cable
+    os.makedirs(room.dir, exist_ok=True)
+    try:
+        room.start()
+        room.receive_blanks(5, "KIA")
+        first, second = room.job("KIA"), room.job("KIA")
+        room.submit(first)
+        room.wait_event(lambda j: j["job_id"] == first["job_id"] and j["step"] == "printing")
+        room.unplug()
+        room.wait_state(first["job_id"], "in_doubt")
+        room.submit(second)
+        room.replug()
+        room.wait_state(second["job_id"], "printed")
+        wait_until(lambda: len(room.cards()) == 2, what="two cards in cards.jsonl")
+        assert [c["destination"] for c in room.cards()] == ["reject", "output"]
+        stock = room.query("SELECT printed, spoiled, reserved FROM blank_stock WHERE card_type = 'KIA'")
+        assert stock == [(1, 0, 1)]                                   # two blanks used, two cards left
+        assert room.query("SELECT attempts, reason FROM jobs WHERE job_id = ?", second["job_id"]) == [(1, None)]
+        assert room.query("SELECT job_id FROM audit WHERE kind = 'card_rejected'") == [(first["job_id"],)]
+    finally:
+        room.close()
