@@ -130,14 +130,18 @@ class PhysicalRoom:
             if self.states()[job["job_id"]] == "in_doubt":
                 outcome = "printed" if chip_sha(job) in out else "spoiled"
                 payload = {"job_id": job["job_id"], "outcome": outcome, "note": "looked in the hopper"}
-                answer = await self.daemon.answer("job/resolve", json.dumps(payload).encode())
+                answer = await self.ask("job/resolve", payload)
                 assert answer["status"] == "ok", answer
                 decisions.append((job["job_id"], outcome))
         return decisions
 
+    async def ask(self, command: str, payload: dict) -> dict:
+        """A request as a transport hands it over; the response."""
+        return await self.daemon.answer(command, json.dumps(payload).encode())
+
     async def resume(self) -> dict:
         """``queue/resume``, as the person at the station sends it."""
-        return await self.daemon.answer("queue/resume", json.dumps({}).encode())
+        return await self.ask("queue/resume", {})
 
     def query(self, sql: str, *args) -> list[tuple]:
         conn = sqlite3.connect(f"file:{self.config.store.path}?mode=ro", uri=True)

@@ -34,6 +34,9 @@ def test_a_blank_of_the_other_type_is_rejected_unprinted_and_the_station_waits_f
         assert "wrong_blank" in room.daemon.faults and room.sim.counters["cards_inserted"] == 1
         assert (await room.resume())["status"] == "ok"                    # the person's word
         await room.quiet(gone=("wrong_blank",))
+        report = (await room.ask("report/daily", {"date": "2026-11-23"}))["data"]
+        assert report["spoiled"] == {"wrong_blank": 1}
+        assert (report["blanks"][real]["spoiled"], report["blanks"][job_type]["spoiled"]) == (1, 0)
         assert await room.stop() == 0
         return room
 

@@ -45,5 +45,7 @@ REPORT_MESSAGES: dict[str, tuple[str, str]] = {
     "reason_feeder_empty": ("blangko tidak masuk", "feeder empty"),
     "reason_reject_box_full": ("kotak tolak penuh", "reject box full"),
     "reason_hopper_full": ("hopper penuh", "hopper full"),
+    "reason_wrong_blank": ("blangko jenis lain di feeder (ditolak tanpa dicetak)",
+                           "a blank of another card type in the feeder (rejected unprinted)"),
     "reason_unknown": ("tanpa alasan tercatat", "no reason recorded"),
 }
