@@ -65,11 +65,15 @@ class PowerCutRoom(PcscRoom):
             self.office.wait_availability("online", timeout=30)
 
     def files_outside_sqlite(self) -> list[str]:
-        """What the daemon keeps on its disk besides the SQLite files, the key file and the lock file (content-free,
-        for one owner): state there could be torn by a cut."""
+        """What the daemon keeps on its disk besides what was examined for cuts: the SQLite files, the key file
+        (written by make-key: synced, linked, directory synced), the lock file (content-free) and the clean-stop
+        note (ledger/clean_stop.py: left synced and renamed, taken away with the directory synced; see
+        test_the_clean_stop_note_is_gone_for_good_once_a_start_took_it). Anything else is state a cut could
+        tear, not yet examined."""
         sqlite = ("", "-wal", "-shm", "-journal")
         known = {os.path.basename(self.db_path) + suffix for suffix in sqlite}
-        known |= {"kartud-personal.db" + suffix for suffix in sqlite} | {"nik.key", "kartud.db.lock"}
+        known |= {"kartud-personal.db" + suffix for suffix in sqlite}
+        known |= {"nik.key", "kartud.db.lock", "kartud.db.clean-stop"}
         return sorted(set(os.listdir(self.disk.mountpoint)) - known)
 
 

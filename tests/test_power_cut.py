@@ -94,6 +94,24 @@ def test_random_power_cuts_while_a_producer_keeps_submitting(power_cut_room, see
           f"{dict(counts)}, {len(room.cards())} cards left the printer, {len(died_twice)} set aside")
 
 
+def test_the_clean_stop_note_is_gone_for_good_once_a_start_took_it(power_cut_room):
+    """The note lets a start skip the full check; back after a cut, it would vouch for files written since."""
+    room = power_cut_room
+    note = os.path.join(room.disk.mountpoint, "kartud.db.clean-stop")
+    room.start()
+    room.receive_blanks(5)
+    assert room.stop() == 0
+    room.disk.power_cut()                                    # the orderly stop's note is durable ...
+    assert os.path.exists(note)
+    room.start()                                             # ... and this start takes it
+    job = room.job()
+    assert room.submit(job)["status"] == "ok"
+    room.cut()
+    assert not os.path.exists(note)
+    room.start_printer()
+    settle(room)
+    check_promises(room, {job["job_id"]: job})
+
 def photo_face(rng: random.Random) -> str:
     """A card face with a photo-sized patch of noise (PNG does not shrink it): about as heavy as a real face."""
     image = Image.new("RGB", (1016, 648), (180, 210, 230))
