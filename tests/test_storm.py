@@ -161,3 +161,27 @@ def test_seed_2_a_resubmission_carries_the_first_content_and_a_later_job_for_the
         assert not office._shares_with_another_job(lone, "duplicate_record")
     finally:
         office.close()
+
+
+def test_seed_20261201_a_card_pulled_out_after_encoding_goes_in_doubt_and_no_fresh_blank_is_printed(tmp_path):
+    # Found by the CI seed: a jam armed at the contactless station was cleared (the card pulled out by hand)
+    # between the encoding and the first panel; the printer fed a fresh blank for the print by itself (a job
+    # without Si) and ejected it, chip empty, as the job's card, which the ledger called printed.
+    import asyncio
+
+    from held_press import HeldRoom, PressGate
+
+    async def scenario():
+        room = HeldRoom(tmp_path, jobs=1, gate=PressGate("after_encode"))
+        room.start()
+        while (await room.point())[0] != "after_encode":
+            pass
+        sim = room.daemon.printer.transport.device
+        sim.inject("card_jam")
+        sim.clear("card_jam")                      # the person takes the jammed card out
+        room.gate.release()
+        await room.until("j-1", "in_doubt")
+        assert [c for c in room.cards() if c[0] == "output"] == []
+        await room.stop()
+
+    asyncio.run(scenario())

@@ -140,6 +140,10 @@ class Press:
                     await self._wrong_blank(job, False)     # no chip came: a blank without one, for a chip card
                     return
                 crash_point("after_encode")
+                await self._point("after_encode", job)
+                if not await self._card_still_inside():
+                    await self._in_doubt(job_id, "card_gone_after_encode")
+                    return
             host.job_changed(await host.db(store.set_step, job_id, "printing"))
             await host.device(printer.print_card, job["front_png"], job["back_png"])
             crash_point("after_print")
@@ -249,6 +253,14 @@ class Press:
             await self._spoil(job_id, fault.code)
         else:
             host.job_changed(await host.db(store.release_claim, job_id, fault.code))
+
+    async def _card_still_inside(self) -> bool:
+        """After the encoding, whether the card is still in the printer. A person clearing a jam may have
+        taken it out (chip written); the printer would then feed a fresh blank for the print by itself and
+        eject it, chip empty, as this job's card (found by the storm, seed 20261201). A printer that cannot be
+        asked is left to fail at the print."""
+        status = await self._status()
+        return status is None or status.card_inside
 
     async def _status(self):
         try:
