@@ -139,7 +139,7 @@ def test_random_kills_while_a_producer_keeps_submitting(room, seed):
     assert [a for a in refused if a not in died_twice] == []
     assert len(died_twice) <= room.query("SELECT COUNT(*) FROM quarantine WHERE why LIKE 'died twice%'")[0][0]
     counts = check_promises(room, acknowledged)
-    assert counts["printed"] > 0 and len(acknowledged) > 0
+    assert counts["printed"] > 0 and len(acknowledged) > 0, (dict(counts), len(acknowledged), len(room.cards()))
     print(f"\nseed {seed}, {kills} kills: {len(acknowledged)} jobs acknowledged, {dict(counts)}, "
           f"{len(room.cards())} cards left the printer, {len(died_twice)} set aside after two kills")
 
