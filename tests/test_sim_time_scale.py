@@ -94,6 +94,8 @@ def test_the_in_process_simulator_scales_the_same_way(tmp_path, manual_clock):
     assert not sim.head.cooling()
 
 
+# The run's own assertion says "under a minute"; the start of the rooms around it is not part of that minute.
+@pytest.mark.timeout(90)
 def test_a_hundred_cards_in_a_row_at_a_fifth_of_a_second_take_under_a_minute(serial_room):
     """100 KIA cards through the daemon, over a pty, to ``kartud-sim printer --seconds-per-card 0.2``: all of
     them leave the simulator (its cards.jsonl) in under a minute of wall time, with the head still modelled.
