@@ -185,3 +185,18 @@ def test_seed_20261201_a_card_pulled_out_after_encoding_goes_in_doubt_and_no_fre
         await room.stop()
 
     asyncio.run(scenario())
+
+
+def test_seed_20261201_a_wrong_blank_spoiled_from_stock_keeps_the_stock_agreeing_with_its_movements(store):
+    # Found by the CI seed (with pcscd restarting under an encoding, a chip blank read as one without a chip):
+    # the wrong blank is spoiled straight from stock, and verify counted it as a blank once reserved.
+    from sample_jobs import new_job
+
+    from kartud.ledger.read_only import verify
+
+    store.receive_blanks("B-1", "KTP_EL", 3, None)
+    store.submit_job(new_job(1))
+    store.claim("j-0001")
+    store.wrong_blank("j-0001", "KIA")
+    assert store.stock()["KIA"]["spoiled"] == 1
+    assert verify(store.conn)["ledger"] == []

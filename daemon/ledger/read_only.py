@@ -76,8 +76,12 @@ def verify(conn: sqlite3.Connection) -> dict[str, Any]:
                                   " GROUP BY kind", (stock["card_type"],)).fetchall())
         moved = {kind: moved.get(kind, 0) for kind in ("received", "adjusted", "reserved", "released", "printed",
                                                        "spoiled")}
-        # Every printed or spoiled blank was reserved first; a released one went back to stock.
-        expected = {**moved, "reserved": moved["reserved"] - moved["released"] - moved["printed"] - moved["spoiled"]}
+        # A wrong blank (one of another type than its job's) is spoiled straight from stock, never reserved.
+        unreserved = conn.execute("SELECT COALESCE(SUM(count), 0) FROM blank_movements WHERE card_type = ? AND"
+                                  " kind = 'spoiled' AND reason = 'wrong_blank'", (stock["card_type"],)).fetchone()[0]
+        # Every other printed or spoiled blank was reserved first; a released one went back to stock.
+        expected = {**moved, "reserved": moved["reserved"] - moved["released"] - moved["printed"] - moved["spoiled"]
+                    + unreserved}
         for field in ("received", "adjusted", "reserved", "printed", "spoiled"):
             if stock[field] != expected[field]:
                 mismatches.append({"card_type": stock["card_type"], "field": field, "stock": stock[field],

@@ -258,9 +258,9 @@ class Press:
         """After the encoding, whether the card is still in the printer. A person clearing a jam may have
         taken it out (chip written); the printer would then feed a fresh blank for the print by itself and
         eject it, chip empty, as this job's card (found by the storm, seed 20261201). A printer that cannot be
-        asked is left to fail at the print."""
+        asked (or is unplugged) is left to fail at the print."""
         status = await self._status()
-        return status is None or status.card_inside
+        return status is None or not status.connected or status.card_inside
 
     async def _status(self):
         try:
