@@ -82,8 +82,9 @@ class PersonalFile:
         self.path = path
         self.conn: sqlite3.Connection | None = None
 
-    def open(self) -> None:
-        """Open (creating it mode 0600) and migrate the file. Raises StorageError."""
+    def open(self, whole_check: bool = True) -> None:
+        """Open (creating it mode 0600), migrate and check the file: every page (``quick_check``), or, with
+        ``whole_check`` False (unchanged since a clean stop), its schema. Raises StorageError."""
         try:
             # The mode is set here, not left to the umask (0027 gives the group read access): SQLite gives
             # the -wal and -shm files the mode of the database file.
@@ -101,7 +102,8 @@ class PersonalFile:
                 raise StorageError(f"the personal-data file {self.path} is from a newer kartud")
             for number in range(version, len(MIGRATIONS)):
                 conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;")
-            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+            check = "PRAGMA quick_check" if whole_check else "SELECT 'ok' FROM sqlite_master LIMIT 1"
+            problems = [row[0] for row in conn.execute(check)] or ["ok"]
             if problems != ["ok"]:
                 raise StorageError(f"the personal-data file {self.path} is damaged: {'; '.join(problems[:3])}")
             self.conn = conn

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 from ..rules import jobs as J
 from ..rules.clock import Clock, rfc3339
 from ..rules.errors import StorageError
+from ..ledger import clean_stop
 from ..ledger.blank_ledger import BlankLedger, OutOfBlanks
 from ..ledger.actors import current_actor
 from ..ledger.erasure import Erasure, minimise_answers
@@ -64,6 +65,7 @@ class Store(JobLedger, BlankLedger, RequestMemory, Erasure):
         self._nesting = 0           # transactions open: an inner one is a savepoint of the outer
         self._pending: _Pending | None = None
         self._moved_out = False
+        self.start_check = ""       # how open() checked the files: "quick_check" or "unchanged since a clean stop"
         # Called once the personal-data file has committed and the ledger has not yet, with what was written
         # ("jobs" or "erasure"): the daemon puts a crash point there (kartud.service.crashpoints).
         self.on_personal_commit: Callable[[str], None] | None = None
@@ -71,13 +73,18 @@ class Store(JobLedger, BlankLedger, RequestMemory, Erasure):
     # -- opening -----------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Open (creating if needed), migrate and quick-check the ledger and the personal-data file, settle
-        the station key and drop personal data the ledger no longer holds. Raises StorageError."""
+        """Open (creating if needed), migrate and check the ledger and the personal-data file, settle the
+        station key and drop personal data the ledger no longer holds. Raises StorageError.
+
+        The check reads every page (``PRAGMA quick_check``) unless the files are exactly as the last
+        orderly stop left them (:mod:`kartud.ledger.clean_stop`); ``start_check`` says which ran."""
         conn = None
         try:
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, exist_ok=True)
             self._lock_exclusively()
+            unchanged = clean_stop.take(self.path, self._files())
+            self.start_check = "unchanged since a clean stop" if unchanged else "quick_check"
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
             conn.row_factory = sqlite3.Row
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -87,13 +94,15 @@ class Store(JobLedger, BlankLedger, RequestMemory, Erasure):
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=10000")
             conn.execute("PRAGMA secure_delete=ON")     # what is deleted or overwritten is zeroed, not left
-            self.personal.open()
+            self.personal.open(whole_check=not unchanged)
             migrate(conn, prepare={8: self._move_personal_data_out})
             if self._moved_out:
                 conn.execute("VACUUM")                  # no free page keeps what the old schema held
-            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+            problems = _light_check(conn, self.path) if unchanged else [r[0] for r in conn.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
                 raise StorageError(f"the database at {self.path} is damaged: {'; '.join(problems[:3])}")
+            log.info("database checked: %s", "every page (quick_check)" if not unchanged else
+                     "its files are as the last clean stop left them, so its schema only")
             self.conn = conn
             self._settle_key()
             self._drop_what_the_ledger_does_not_hold()
@@ -200,12 +209,21 @@ class Store(JobLedger, BlankLedger, RequestMemory, Erasure):
         finally:
             self.conn.execute("PRAGMA busy_timeout=10000")
 
-    def close(self) -> None:
+    def close(self, clean: bool = False) -> None:
+        """Close both files. ``clean``: an orderly stop that met no database error, so the next start may
+        skip the full check if the files stay as they are now (:mod:`kartud.ledger.clean_stop`)."""
+        was_open = self.conn is not None
         if self.conn is not None:
             self.conn.close()
             self.conn = None
         self.personal.close()
+        if clean and was_open:
+            clean_stop.leave(self.path, self._files())   # while still locked: no other kartud writes meanwhile
         self._unlock()
+
+    def _files(self) -> list[str]:
+        """Every file the start check vouches for: the ledger, the personal-data file, and their WALs."""
+        return [self.path, self.path + "-wal", self.personal.path, self.personal.path + "-wal"]
 
     # -- transactions and the audit chain ---------------------------------------------------
 
@@ -333,6 +351,17 @@ class Store(JobLedger, BlankLedger, RequestMemory, Erasure):
                              (key, value, value))
             self._audit(conn, kind, None, detail)
             return True
+
+
+def _light_check(conn: sqlite3.Connection, path: str) -> list[str]:
+    """The check of a file unchanged since a clean stop: SQLite reads its header and whole schema, and the
+    pages the header counts fill the file exactly (a file cut short or grown from outside is refused)."""
+    conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    if os.path.exists(path + "-wal") and os.path.getsize(path + "-wal") > 0:
+        return ["ok"]                           # pages in the WAL (a migration just now): the file is not all
+    page_size, pages = (conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("page_size", "page_count"))
+    size = os.path.getsize(path)
+    return ["ok"] if pages * page_size == size else [f"{size} bytes where the header counts {pages} pages"]
 
 
 def verify_audit_chain(conn: sqlite3.Connection) -> int:

@@ -85,6 +85,7 @@ class Daemon:
         self._low_blanks: set[str] = set()
         self.annunciator: Annunciator | None = None
         self.device_busy_since: float | None = None   # monotonic() start of the device call in progress
+        self.store_failed = False
 
     # -- running work off the loop -------------------------------------------------------------
 
@@ -95,6 +96,7 @@ class Daemon:
             return await asyncio.get_running_loop().run_in_executor(self._store_thread, copy_context().run, fn, *args)
         except (StorageError, sqlite3.Error) as exc:
             log.error("database error: %s", exc)
+            self.store_failed = True            # the stop leaves no clean-stop note: the next start checks it all
             self.raise_fault("storage_error", str(exc))
             raise CommandError("storage_error", "the box cannot write its database; nothing was changed") from exc
 
@@ -173,7 +175,7 @@ class Daemon:
         await self.control.close()
         await self.intake.put_down()
         self.mqtt.stop()
-        await self.db(self.store.close)
+        await self.db(self.store.close, not self.store_failed)
         self._store_thread.shutdown()
         self._device_thread.shutdown()
         self._cpu_thread.shutdown()
