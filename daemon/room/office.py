@@ -13,6 +13,7 @@ and Correlation Data, and the box answers on ``{root}/response/<command>`` echoi
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import socket
 import threading
@@ -22,6 +23,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+log = logging.getLogger(__name__)
 
 
 def paho_client(client_id: str, tls: tuple[str, str, str] | None, username: str | None,
@@ -43,6 +46,40 @@ def request_id_of(payload: dict[str, Any] | bytes) -> str | None:
     return request_id if isinstance(request_id, str) else None
 
 
+class Answers:
+    """Who waits for which answer: by Correlation Data, or by ``request_id`` when an answer carries none.
+    Thread-safe: requests are sent from the caller's threads, answers arrive on paho's."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.queues: dict[bytes, "queue.Queue[dict]"] = {}
+        self._by_request_id: dict[str, bytes] = {}
+        self._request_id_of: dict[bytes, str] = {}
+
+    def expect(self, correlation: bytes, request_id: str | None) -> "queue.Queue[dict]":
+        with self.lock:
+            waiter = self.queues.setdefault(correlation, queue.Queue())
+            if request_id is not None:
+                self._by_request_id[request_id] = correlation
+                self._request_id_of[correlation] = request_id
+            return waiter
+
+    def find(self, correlation: bytes | None, body: Any) -> tuple[bytes | None, "queue.Queue[dict] | None"]:
+        """The correlation and queue an answer belongs to, or (None, None)."""
+        with self.lock:
+            if correlation not in self.queues and isinstance(body, dict) and isinstance(body.get("request_id"), str):
+                correlation = self._by_request_id.get(body["request_id"])
+            waiter = self.queues.get(correlation) if correlation is not None else None
+            return (correlation, waiter) if waiter is not None else (None, None)
+
+    def forget(self, correlation: bytes) -> None:
+        with self.lock:
+            self.queues.pop(correlation, None)
+            request_id = self._request_id_of.pop(correlation, None)
+            if request_id is not None and self._by_request_id.get(request_id) == correlation:
+                del self._by_request_id[request_id]
+
+
 class OfficeClient:
     """An MQTT 5 client that talks to one station. Responses come back on a private topic matched by
     Correlation Data; job and fault events and the retained state are collected as they arrive."""
@@ -61,8 +98,8 @@ class OfficeClient:
         self.availability: str | None = None
         self.link: str | None = None         # the box's bridge, when it has one: "1" connected, "0" lost
         self.state_changed = threading.Condition()
-        self._waiting: dict[bytes, "queue.Queue[dict]"] = {}
-        self._by_request_id: dict[str, bytes] = {}       # request_id -> correlation, for answers without one
+        self._answers = Answers()
+        self._waiting = self._answers.queues
         self._subscribed = threading.Event()
         client = paho_client(self.client_id, tls, username, password)
         client.on_connect = self._on_connect
@@ -107,10 +144,7 @@ class OfficeClient:
         except ValueError:
             return
         if topic == self.reply_topic or topic.startswith(f"{self.root}/response/"):
-            correlation = getattr(message.properties, "CorrelationData", None)
-            waiter = self._waiting.get(correlation) if correlation else None
-            if waiter is None and isinstance(body, dict) and isinstance(body.get("request_id"), str):
-                waiter = self._waiting.get(self._by_request_id.get(body["request_id"], b""))
+            _, waiter = self._answers.find(getattr(message.properties, "CorrelationData", None), body)
             if waiter is not None:
                 waiter.put(body)
         elif topic == f"{self.root}/event/job":
@@ -127,9 +161,7 @@ class OfficeClient:
         """Publish a request with our reply topic (and a Message Expiry, if given); returns its correlation data.
         With ``wait`` it returns once the broker has the request (its PUBACK), else at once (paho queues it)."""
         correlation = correlation or uuid.uuid4().bytes
-        self._waiting.setdefault(correlation, queue.Queue())
-        if (request_id := request_id_of(payload)) is not None:
-            self._by_request_id[request_id] = correlation
+        self._answers.expect(correlation, request_id_of(payload))
         properties = Properties(PacketTypes.PUBLISH)
         properties.ResponseTopic = self.reply_topic
         properties.CorrelationData = correlation
@@ -148,9 +180,7 @@ class OfficeClient:
         except queue.Empty:
             raise TimeoutError(f"no answer within {timeout} s") from None
         finally:
-            self._waiting.pop(correlation, None)
-            for request_id in [r for r, c in self._by_request_id.items() if c == correlation]:
-                del self._by_request_id[request_id]
+            self._answers.forget(correlation)
 
     def request(self, command: str, payload: dict[str, Any] | bytes, timeout: float = 10.0, **kwargs) -> dict:
         """Send a request and wait for its response."""
@@ -200,8 +230,7 @@ class FleetClient:
         self.changed = threading.Condition()      # notified on every availability, link or state change
         self.on_job_event = None                   # called as on_job_event(station, job view), on paho's thread
         self.on_answer = None                      # called as on_answer(station, correlation, body), likewise
-        self._waiting: dict[bytes, "queue.Queue[dict]"] = {}
-        self._by_request_id: dict[str, bytes] = {}
+        self._answers = Answers()
         self._subscribed = threading.Event()
         client = paho_client(self.client_id, tls, username, password)
         client.on_connect = self._on_connect
@@ -239,6 +268,12 @@ class FleetClient:
                           for leaf in ("availability", "bridge", "state", "event/job", "response/#")])
 
     def _on_message(self, client, userdata, message) -> None:
+        try:
+            self._take(message)
+        except Exception:               # a defect in a callback must not end paho's thread: nothing would arrive
+            log.exception("a message on %s could not be handled", message.topic)
+
+    def _take(self, message) -> None:
         parts = message.topic.split("/")
         if len(parts) < 3 or parts[0] != self.prefix:
             return
@@ -261,10 +296,7 @@ class FleetClient:
         elif leaf == "event/job" and self.on_job_event is not None and isinstance(body.get("job"), dict):
             self.on_job_event(station, body["job"])
         elif leaf.startswith("response/"):
-            correlation = getattr(message.properties, "CorrelationData", None)
-            if correlation not in self._waiting and isinstance(body.get("request_id"), str):
-                correlation = self._by_request_id.get(body["request_id"])
-            waiter = self._waiting.get(correlation)
+            correlation, waiter = self._answers.find(getattr(message.properties, "CorrelationData", None), body)
             if waiter is not None:
                 waiter.put(body)
                 if self.on_answer is not None:
@@ -277,9 +309,7 @@ class FleetClient:
         With ``wait`` it returns once the broker has it (its PUBACK), else at once (paho queues it, and sends
         it again after a reconnect): a caller holding a lock that the callbacks take must not wait."""
         correlation = uuid.uuid4().bytes
-        self._waiting[correlation] = queue.Queue()
-        if (request_id := request_id_of(payload)) is not None:
-            self._by_request_id[request_id] = correlation
+        self._answers.expect(correlation, request_id_of(payload))
         properties = Properties(PacketTypes.PUBLISH)
         properties.ResponseTopic = f"{self.prefix}/{station}/response/_reply/{self.client_id}"
         properties.CorrelationData = correlation
@@ -293,15 +323,14 @@ class FleetClient:
 
     def forget(self, correlation: bytes) -> None:
         """Stop waiting for the answer to a request (an answer arriving later is ignored)."""
-        self._waiting.pop(correlation, None)
-        for request_id in [r for r, c in self._by_request_id.items() if c == correlation]:
-            del self._by_request_id[request_id]
+        self._answers.forget(correlation)
 
     def request(self, station: str, command: str, payload: dict[str, Any], timeout: float = 10.0) -> dict:
         """Send a request to ``station`` and wait for its answer."""
         correlation = self.send(station, command, payload)
+        waiter = self._answers.queues.get(correlation) or queue.Queue()
         try:
-            return self._waiting[correlation].get(timeout=timeout)
+            return waiter.get(timeout=timeout)
         except queue.Empty:
             raise TimeoutError(f"no answer from {station} within {timeout} s") from None
         finally:
