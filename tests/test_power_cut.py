@@ -69,11 +69,11 @@ def test_random_power_cuts_while_a_producer_keeps_submitting(power_cut_room, see
     started = time.monotonic()
     with Producer(room, rng) as producer:
         for _ in range(cuts):
-            time.sleep(rng.uniform(0.05, 0.6))                # a random instant is the point of this test
+            time.sleep(rng.uniform(0.02, 0.45))               # a random instant is the point of this test
             room.cut()
             # From power-on or from "online": on a slow machine, cuts timed from power-on alone would all land
             # in the start-up.
-            room.power_on(wait_online=rng.random() < 0.5)
+            room.power_on(wait_online=rng.random() < 0.35)
     room.cut()
     room.power_on(wait_online=True)
     last = room.job()                                        # after all those cuts the box still prints
