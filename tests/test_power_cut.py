@@ -34,7 +34,7 @@ IDLE_S = 5
 CARD_INSIDE = ("after_claim", "after_feed", "after_encode", "after_print", "after_eject")
 
 
-# after_spoiled needs a failing card (tests/test_crash.py does it for a kill); a cut there is one of the random ones.
+# after_spoiled needs a failing card: test_a_power_cut_right_after_a_spoiled_card_keeps_every_promise below.
 @pytest.mark.parametrize("point", [p for p in POINTS if p != "after_spoiled"])
 def test_a_power_cut_at_every_transition_point_keeps_every_promise(power_cut_room, point):
     room = power_cut_room
@@ -58,6 +58,24 @@ def test_a_power_cut_at_every_transition_point_keeps_every_promise(power_cut_roo
     else:
         assert counts["printed"] == 3
 
+
+
+def test_a_power_cut_right_after_a_spoiled_card_keeps_every_promise(power_cut_room):
+    room = power_cut_room
+    room.sim.control("arm print ribbon_ended")                # the first card fails mid-print
+    room.env["KARTUD_CRASH_AT"] = "after_spoiled"
+    room.start()
+    room.receive_blanks(5)
+    job = room.job()
+    correlation = room.office.send("job/submit", job)
+    assert room.process.wait(30) == -9
+    room.cut()                                               # the printer comes back without the armed fault
+    room.start_printer()
+    settle(room, [correlation])
+    assert [c["destination"] for c in room.cards()] == ["reject", "output"]
+    assert room.query("SELECT attempts FROM jobs") == [(2,)]
+    assert room.query("SELECT printed, spoiled, reserved FROM blank_stock WHERE card_type = 'KTP_EL'") == [(1, 1, 0)]
+    check_promises(room, {job["job_id"]: job})
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_power_cuts_while_a_producer_keeps_submitting(power_cut_room, seed):
