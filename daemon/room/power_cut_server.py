@@ -34,6 +34,8 @@ from mfusepy import FUSE, FuseOSError, Operations
 
 from .power_cut_tree import Node, lay, load, unlay
 
+PAGE = 4096                     # a flash page, for pages_synced
+
 
 def serialized(method):
     """Run a FUSE callback under the server's one lock (libfuse calls from several threads)."""
@@ -42,8 +44,6 @@ def serialized(method):
         with self.mutex:
             return method(self, *args, **kwargs)
     return locked
-
-PAGE = 4096
 
 
 class PowerCutOperations(Operations):
@@ -330,7 +330,7 @@ class HandleKeepingFUSE(FUSE):
 
 
 def serve_control(operations: PowerCutOperations, mountpoint: str) -> None:
-    """Answer the controller on stdin/stdout; when it goes away, unmount so no mount outlives it."""
+    """Answer the controller on stdin/stdout; when it goes away, unmount and end so no mount outlives it."""
     for line in sys.stdin:
         command = line.strip()
         with operations.mutex:
@@ -340,7 +340,10 @@ def serve_control(operations: PowerCutOperations, mountpoint: str) -> None:
                 operations.sync_all(operations.root)
             answer = dict(operations.counters) if command in ("stats", "reset", "sync") else {"error": command}
         print(json.dumps(answer), flush=True)
+    # The controller is gone (its test died): detach the mount and end, rather than wait for copies of the
+    # mount in other namespaces to go.
     subprocess.run(["fusermount3", "-uz", mountpoint], check=False, capture_output=True)
+    os._exit(0)
 
 
 def main(argv: list[str]) -> None:
@@ -351,5 +354,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    assert mfusepy.fuse_version_major == 3, "the power-cut filesystem wants libfuse 3 (Debian fuse3)"
+    if mfusepy.fuse_version_major != 3:
+        raise SystemExit("the power-cut filesystem needs libfuse 3 (Debian package fuse3)")
     main(sys.argv[1:])
