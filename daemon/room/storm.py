@@ -15,7 +15,7 @@ from .storm_plan import CHIP_FAULTS, PHASE_OPS, PRINTER_FAULTS, Op, plan
 from .storm_rig import StormRig, power_cut_problem
 
 FIRST_BATCH = 500                               # blanks received before the first operation
-SETTLE_S = 240.0                                # the longest the end may take to answer and print everything
+SETTLE_S = 120.0                                # the longest the end may go without a card made or a job settled
 HOSTILE_EXPECT = {"unknown_command": {"unknown_command"}, "cancel_unknown": {"not_found"},
                   "resolve_unknown": {"not_found"}}
 
@@ -222,14 +222,16 @@ class Storm:
         self.say("storm: settling (clock right, faults cleared, in-doubt jobs resolved, queue drained)")
         self.rig.daemon.set_offset(self.true_offset)
         self.tidy()
+        number, last = self.stats["ops"], None
         deadline = time.monotonic() + SETTLE_S
-        number = self.stats["ops"]
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:     # a long storm leaves a long queue: the wait is for no progress
             resolve = Op(number, "resolve", {"client": 0})
             self._resolve(resolve)
             problems, counts = check(self.rig.db_path, self.rig.cards_path, self.office)
             if problems or (not self.office.unanswered() and self._queue_empty()):
                 break
+            if counts != last:
+                last, deadline = counts, time.monotonic() + SETTLE_S
             time.sleep(1.0)
         self.rig.daemon.stop()
         return self._checked(number, final=True)
