@@ -78,6 +78,7 @@ class Dispatcher:
         self.placements: dict[str, Placement] = {}
         self.rerouted: list[tuple[str, str, str]] = []   # (job_id, from station, to station)
         self.late: list[tuple[str, str]] = []            # (job_id, station): heard of a job where it no longer is
+        self._sent: dict[bytes, str] = {}                # correlation -> job_id, for every request not yet answered
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         fleet.on_answer = self._on_answer
@@ -144,26 +145,33 @@ class Dispatcher:
         payload = {**placement.job, "request_id": f"dispatch-{placement.job['job_id']}-{placement.attempt}"}
         placement.correlation = self.fleet.send(station, "job/submit", payload, expiry_s=self.deliver_within_s,
                                                 wait=False)
+        self._sent[placement.correlation] = placement.job["job_id"]
         return station
 
     # -- hearing -------------------------------------------------------------------------------------
     def _on_answer(self, station: str, correlation: bytes, body: dict) -> None:
         with self.changed:
-            placement = next((p for p in self.placements.values() if p.correlation == correlation), None)
+            placement = self.placements.get(self._sent.pop(correlation, None) or "")
+            self.fleet.forget(correlation)
             if placement is None:
                 return
-            if placement.station != station:
-                self.late.append((placement.job["job_id"], station))
-            elif body.get("status") == "ok":
+            code = None if body.get("status") == "ok" else (body.get("error") or {}).get("code")
+            if code == "expired":
+                pass        # read after its Message Expiry and not acted on: the tick sends it again if need be
+            elif placement.station != station:
+                if code is None:
+                    self.late.append((placement.job["job_id"], station))   # acted on where the job no longer is
+            elif code is None:
                 if placement.state in ("sent", "waiting"):
                     placement.state = "acknowledged"
-            else:
+            elif placement.state in ("sent", "waiting"):
+                # A refusal counts only while nothing else is known: a resent request may be refused after
+                # the first one was acted on (its events tell).
                 placement.error = body.get("error")
-                if (placement.error or {}).get("code") == "unsupported_card_type":
+                if code == "unsupported_card_type":
                     self._place(placement, exclude=tuple(placement.stations))
                 else:
                     placement.state = "refused"
-            self.fleet.forget(correlation)
             self.changed.notify_all()
 
     def _on_job_event(self, station: str, job: dict) -> None:
@@ -191,12 +199,12 @@ class Dispatcher:
                     continue
                 elif self.fleet.reachable(placement.station):
                     # Up but silent past the expiry (the broker dropped the request): the same station again,
-                    # which is always safe: the same job_id there is the same job.
-                    self.fleet.forget(placement.correlation)
+                    # which is always safe: the same job_id there is the same job. Earlier attempts stay
+                    # expected: any answer to any of them counts, and one from a station the job has left
+                    # is the case docs/fleet.md calls late.
                     self._send(placement, placement.station)
                 else:
                     old = placement.station
-                    self.fleet.forget(placement.correlation)
                     if self._place(placement, exclude=(old,)) is not None:
                         self.rerouted.append((placement.job["job_id"], old, placement.station))
             self.changed.notify_all()
@@ -218,7 +226,9 @@ class Dispatcher:
         with self.lock:
             by_state: dict[str, list[str]] = {}
             for job_id, placement in self.placements.items():
-                by_state.setdefault(placement.state, []).append(f"{job_id}@{placement.station}")
+                error = (placement.error or {}).get("code")
+                by_state.setdefault(placement.state, []).append(f"{job_id}@{placement.station}"
+                                                                + (f" {error}" if error else ""))
             return "; ".join(f"{state}: {len(ids)}" + ("" if state in FINISHED else f" ({', '.join(ids[:5])})")
                              for state, ids in sorted(by_state.items())) + f"; late: {self.late[:5]}"
 
