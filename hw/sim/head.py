@@ -55,9 +55,11 @@ class PrintHead:
     def temperature(self) -> float:
         now = self.clock.now()
         elapsed = max(0.0, (now - self._at).total_seconds())
-        ambient = self.settings.ambient_c
-        self._temperature = ambient + (self._temperature - ambient) * math.exp(
-            -elapsed / self.settings.cooling_time_constant_s)
+        ambient, constant = self.settings.ambient_c, self.settings.cooling_time_constant_s
+        if elapsed > 0:
+            # A simulator scaled to zero seconds a card cools its head at once rather than never.
+            decay = math.exp(-elapsed / constant) if constant > 0 else 0.0
+            self._temperature = ambient + (self._temperature - ambient) * decay
         self._at = now
         return self._temperature
 
