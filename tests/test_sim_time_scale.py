@@ -137,3 +137,11 @@ def test_a_hundred_cards_in_a_row_at_a_fifth_of_a_second_take_under_a_minute(ser
     assert 2.7 <= pause < 15
     at = [datetime.fromisoformat(c["at"]) for c in cards]
     assert max((b - a).total_seconds() for a, b in zip(at, at[1:])) >= 2      # the pause, in the printer's record
+
+
+def test_a_printer_that_takes_no_time_has_a_head_that_cools_at_once(manual_clock):
+    sim = EvolisSim(manual_clock, None, SimSettings(seconds_per_card=0.0, chip_cards=False))
+    sim.inject("head_cooling")
+    assert sim.feed(p.insert_card()) == HEAD_TEMP          # no time has passed yet
+    manual_clock.advance(0.001)
+    assert sim.feed(p.insert_card()) == OK
