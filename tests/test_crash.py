@@ -160,7 +160,9 @@ def test_a_card_left_in_the_printer_by_a_killed_daemon_goes_to_the_reject_box_at
         assert [c["destination"] for c in room.cards()] == ["reject"]
         state = room.office.request("status/get", {})["data"]
         assert state["in_doubt_jobs"] == [job["job_id"]]
-        assert "sent to the reject box" in room.log()
+        assert "its card was still inside the printer; it is in the reject box" in room.log()
+        # The card is charged to the job that left it (its in-doubt episode), never to the next job.
+        assert room.query("SELECT job_id FROM audit WHERE kind = 'card_rejected'") == [(job["job_id"],)]
         spoiled = room.office.request("job/resolve", {"job_id": job["job_id"], "outcome": "spoiled",
                                                       "note": "the half-made card was in the reject box"})
         assert spoiled["data"]["state"] == "queued"

@@ -142,7 +142,7 @@ class Daemon:
         self.paused_reason = await self.db(self.store.get_setting, "paused_reason")
         await self._poll_devices()
         if self._printer_status is not None and self._printer_status.card_inside:
-            await self._reject_leftover_card()
+            await self._reject_leftover_card(recovered)
         await self.intake.recover()     # before any request: the marks of messages the last run died holding
         self.mqtt = MqttLink(self.config, loop, self._requests.put_nowait, self._on_mqtt_connected, self.clock.now)
         for view in recovered:          # events too (contract 1.1), ahead of any answer; paho queues them
@@ -361,9 +361,13 @@ class Daemon:
 
     # -- devices ------------------------------------------------------------------------------
 
-    async def _reject_leftover_card(self) -> None:
-        """A card was left inside by the run that died: it belongs to an in-doubt job (or to nobody), so it
-        goes to the reject box, never on to the output; the operator settles the job with job/resolve."""
+    async def _reject_leftover_card(self, recovered: list[dict]) -> None:
+        """A card left inside by the run that died goes to the reject box, charged to the one job that was
+        mid-card (no job starts while it cannot be moved) or, with none, to nobody; job/resolve settles it."""
+        if len(recovered) == 1:
+            self.press.card_left_by = recovered[0]["job_id"]
+            await self.press.take_out_card_left()
+            return
         try:
             await self.device(self.printer.reject)
             log.warning("a card was still inside the printer at start; it was sent to the reject box")

@@ -81,7 +81,7 @@ class Press:
         """Claim ``job`` (chosen by the scheduler) and take its card through the printer."""
         host, store = self.host, self.host.store
         job_id = job["job_id"]
-        if self.card_left_by is not None and not await self._card_left_inside():
+        if self.card_left_by is not None and not await self.take_out_card_left():
             return
         await self._point("before_claim", job)
         try:
@@ -220,7 +220,7 @@ class Press:
                 host.clear_fault(waited)
             return True
 
-    async def _card_left_inside(self) -> bool:
+    async def take_out_card_left(self) -> bool:
         """Before the next feed, after a job went in doubt with its card perhaps still inside: a card found
         inside is that job's; it goes to the reject box and that job's in-doubt episode records it. False:
         the printer cannot be asked or the card cannot be moved (a fault is raised): no job starts."""
