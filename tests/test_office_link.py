@@ -102,7 +102,9 @@ def test_a_broker_down_at_start_then_up_then_killed_is_seen_in_words(room, broke
     link = link_of(room)
     assert link["connected"] is True and link["last_error"] == refused
     assert datetime.datetime.fromisoformat(link["since"]) > datetime.datetime.fromisoformat(down_since)
-    assert f"connected to 127.0.0.1:{broker.port} since" in kartuctl(room, "status").stdout
+    screen = kartuctl(room, "status").stdout
+    assert f"connected to 127.0.0.1:{broker.port} since" in screen
+    assert f", MQTT {link['protocol']}" in screen and link["protocol"] in ("5", "3.1.1")   # which version it speaks
     room.office.wait_state(lambda s: s.get("office_link", {}).get("connected") is True, timeout=20)
 
     broker.kill()

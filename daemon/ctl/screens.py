@@ -105,7 +105,8 @@ def _link_words(texts: Texts, link: dict[str, Any], tz: ZoneInfo, today: str) ->
     """The office link: connected since when, or not and the last error in words."""
     since = _when(texts, link.get("since"), tz, today)
     if link.get("connected"):
-        return texts("link_up", broker=link.get("broker", "?"), since=since)
+        words = texts("link_up", broker=link.get("broker", "?"), since=since)
+        return words + (f", MQTT {link['protocol']}" if link.get("protocol") else "")
     if link.get("last_error"):
         return texts("link_down", since=since, error=link["last_error"])
     return texts("link_trying", broker=link.get("broker", "?"), since=since)
