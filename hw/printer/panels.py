@@ -18,13 +18,16 @@ import io
 from dataclasses import dataclass
 from functools import lru_cache
 
-from PIL import Image, ImageChops, ImageDraw
-
+from ..lazy_module import LazyModule
 from .knowledge import COLOUR_BITS, FACE_SIZES, PANEL_HEIGHT, PANEL_WIDTH
 
+# Pillow (with FreeType, HarfBuzz, libjpeg...) is imported at the first face rendered, not at start: an
+# idle daemon is about 8 MiB smaller without it.
+Image, ImageChops, ImageDraw = (LazyModule(f"PIL.{name}") for name in ("Image", "ImageChops", "ImageDraw"))
+
 COLOUR_PANELS = ("y", "m", "c")
-_TURN = {90: Image.Transpose.ROTATE_90, 270: Image.Transpose.ROTATE_270}
-_UNTURN = {90: Image.Transpose.ROTATE_270, 270: Image.Transpose.ROTATE_90}
+_TURN = {90: "ROTATE_90", 270: "ROTATE_270"}       # names in Image.Transpose
+_UNTURN = {90: "ROTATE_270", 270: "ROTATE_90"}
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ def open_face(face: bytes | Image.Image) -> Image.Image:
 def _to_printer(image: Image.Image, settings: PanelSettings, fill) -> Image.Image:
     """Turn a landscape image upright for the printer and place it on a panel-sized canvas."""
     if image.width > image.height:
-        image = image.transpose(_TURN[settings.rotation])
+        image = image.transpose(Image.Transpose[_TURN[settings.rotation]])
     if image.size == (settings.width, settings.height):
         return image
     canvas = Image.new(image.mode, (settings.width, settings.height), fill)
@@ -146,7 +149,7 @@ def _to_printer(image: Image.Image, settings: PanelSettings, fill) -> Image.Imag
 def _from_printer(image: Image.Image, settings: PanelSettings) -> Image.Image:
     """The landscape 1016x648 card face from a panel-sized image."""
     width, height = FACE_SIZES[1]
-    return image.crop((0, 0, width, height)).transpose(_UNTURN[settings.rotation])
+    return image.crop((0, 0, width, height)).transpose(Image.Transpose[_UNTURN[settings.rotation]])
 
 
 def _black_mask(image: Image.Image, threshold: int) -> Image.Image:
