@@ -59,10 +59,13 @@ class Fleet:
             name, (card_type, _) = station_name(i), layout(i)
             directory = str(root / name)
             os.makedirs(directory)
-            # Fast settings: 0.15 s a card (15 s of simulated time at 100 times speed).
+            # Fast settings: 0.15 s a card (15 s of simulated time at 100 times speed). The victim's clock runs
+            # at real speed: restarted minutes later, a clock 100 times fast would start hours behind its own
+            # ledger, and the daemon would hold its queue for a wrong clock (clock_not_set).
+            speed, seconds = ("1.0", "0.15") if name == VICTIM else ("100.0", "15.0")
             self.configs[name] = sim_config(directory, broker_port, station=name, **{
-                "station.card_types": f'["{card_type}"]', "printer.sim.seconds_per_card": "15.0",
-                "printer.status_poll_s": "1.0"})
+                "station.card_types": f'["{card_type}"]', "printer.sim.seconds_per_card": seconds,
+                "sim.clock_speed": speed, "printer.status_poll_s": "1.0"})
 
     def start(self, name: str) -> None:
         self.processes[name] = start_daemon(self.configs[name], str(self.root / name / "daemon.log"))
