@@ -6,6 +6,7 @@ import os
 import random
 import shutil
 import signal
+import sys
 import time
 from typing import Callable
 
@@ -213,7 +214,8 @@ class Storm:
             self.say(f"STORM VIOLATION: seed {self.seed}, after op {number}: " + "; ".join(problems[:10]))
             self.say(f"replay: kartud-sim storm --seed {self.seed} --minutes <as before>; room kept in {self.rig.dir}")
             return False
-        self.say(f"{'final check' if final else 'check'} after op {number}: ok " + " ".join(f"{k}={v}" for k, v in counts.items()))
+        numbers = " ".join(f"{k}={v}" for k, v in counts.items())
+        self.say(f"{'final check' if final else 'check'} after op {number}: ok {numbers}")
         self.counts = counts
         return True
 
@@ -244,6 +246,23 @@ class Storm:
         return bool(data) and queue.get("queued") == 0 and queue.get("in_doubt") == 0 and data.get("mode") != "printing"
 
 
+PRIVATE_PTS = "KARTUD_STORM_PRIVATE_PTS"
+PTS_SCRIPT = ('(mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts && mount --bind /dev/pts/ptmx /dev/ptmx)'
+              ' || echo "storm: no private /dev/pts; a stale pty link of another program could reach the printer" >&2;'
+              ' exec "$@"')
+
+
+def _again_with_private_ptys(seed: int, minutes: float, directory: str) -> None:
+    """Run this storm again (same pid: exec) in a mount namespace of its own with a new /dev/pts. Pty numbers are
+    reused: a daemon of another test whose printer was killed keeps reopening its link to /dev/pts/N, and once
+    the storm's printer gets N that daemon talks to it (seen: it sent the storm's card to the reject box)."""
+    os.environ[PRIVATE_PTS] = "1"
+    sys.stdout.flush()
+    os.execvp("unshare", ["unshare", "--mount", "--propagation", "private", "sh", "-c", PTS_SCRIPT, "sh",
+                          sys.executable, "-m", "kartud.room.cli", "storm", "--seed", str(seed), "--minutes",
+                          f"{minutes:g}", "--output-dir", directory])
+
+
 def run_storm(seed: int | None, minutes: float, directory: str) -> int:
     """``kartud-sim storm``: returns 0 when every check held, 1 on a violation (printed with its seed)."""
     from .storm_rig import rig_problem
@@ -260,6 +279,8 @@ def run_storm(seed: int | None, minutes: float, directory: str) -> int:
         shutil.rmtree(directory)                 # an earlier storm's room: its cards would count in this one
     if seed is None:
         seed = random.SystemRandom().randrange(1, 10**9)
+    if not os.environ.get(PRIVATE_PTS):
+        _again_with_private_ptys(seed, minutes, os.path.abspath(directory))
     # SIGTERM (a test's timeout, systemd, kill) ends the storm like Ctrl-C: every process it started is stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     storm = Storm(seed, os.path.abspath(directory))
