@@ -21,6 +21,7 @@ from ..rules.wire import response_topic_problem
 from ..service.boundary import error_answer, fingerprint, internal_error, log_defect, readable_request_id
 from ..service.commands import Commands, parse_request
 from ..service.crashpoints import crash_point, defect_point
+from ..service.heap import HeapReturn
 from ..service.journal_ids import MSG_REQUEST_QUARANTINED
 from ..service.mqtt_link import IncomingRequest, MqttLink
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kartud.intake")
 MAX_GROUP = 500   # submissions committed in one transaction at most
+MAX_GROUP_BYTES = 4 * 1024 * 1024   # and their payloads' bytes at most (one larger request still goes alone)
 IGNORE = {}       # the "answer" to a message that gets none (an empty retained one): only its PUBACK
 QUARANTINE_LIST = "quarantine/list"   # the control socket's own command (kartuctl quarantine); not over MQTT
 
@@ -86,11 +88,19 @@ class Intake:
             pass
 
     async def serve(self, requests: "asyncio.Queue[IncomingRequest]") -> None:
+        heap = HeapReturn()
         while True:
             batch = [await requests.get()]
-            while len(batch) < MAX_GROUP and not requests.empty():
+            size = len(batch[0].payload)
+            # Bounded by bytes too: 500 jobs with photo faces would hold hundreds of MiB at once.
+            while len(batch) < MAX_GROUP and size < MAX_GROUP_BYTES and not requests.empty():
                 batch.append(requests.get_nowait())
+                size += len(batch[-1].payload)
             await self.serve_batch(batch)
+            batch = None                                    # freed before the heap is trimmed
+            heap.handled(size)
+            if requests.empty():
+                heap.drained()
 
     async def serve_batch(self, batch: list[IncomingRequest]) -> None:
         """Answer and acknowledge every request of ``batch``, in order. Never raises."""
