@@ -66,6 +66,9 @@ class MqttLink:
         self._awaiting_puback: dict[int, str] = {}    # mid → topic, written by the loop, read by paho's thread
         self._refused_early: dict[int, Any] = {}
         self._puback_lock = threading.Lock()
+        # Requests from paho's thread wait here for the loop: it is woken once per batch, not once per message.
+        self._inbox: list[IncomingRequest] = []
+        self._inbox_lock = threading.Lock()
         # Until auto has settled on a version, publishes wait here, not in a paho client that may be replaced.
         self._held: list[tuple[str, Any, bool, bytes | None]] = []
         self._attempt = 0                   # connection attempts (sockets opened) of the current client
@@ -182,7 +185,11 @@ class MqttLink:
             if message.qos > 0:
                 client.ack(message.mid, message.qos)
             return
-        self.loop.call_soon_threadsafe(self.on_request, request)
+        with self._inbox_lock:
+            self._inbox.append(request)
+            wake = len(self._inbox) == 1
+        if wake:        # one wake-up of the loop for everything that arrives until it has run
+            self.loop.call_soon_threadsafe(self._hand_over)
 
     def _request_of(self, message) -> IncomingRequest:
         prefix = f"{self.root}/request/"
@@ -208,6 +215,13 @@ class MqttLink:
             _log_refusal(topic, reason_code)
 
     # -- the loop -----------------------------------------------------------------------------
+
+    def _hand_over(self) -> None:
+        """Pass on, in arrival order, every request paho's thread has received since the last hand-over."""
+        with self._inbox_lock:
+            arrived, self._inbox = self._inbox, []
+        for request in arrived:
+            self.on_request(request)
 
     def _connected(self, session_present: bool) -> None:
         self._answered()
