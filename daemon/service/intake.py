@@ -89,6 +89,7 @@ class Intake:
 
     async def serve(self, requests: "asyncio.Queue[IncomingRequest]") -> None:
         heap = HeapReturn()
+        heap.started()
         while True:
             batch = [await requests.get()]
             size = len(batch[0].payload)
