@@ -75,14 +75,21 @@ class Office:
         client.on_message = self._on_message
         subscribed = threading.Event()
         client.on_subscribe = lambda *a: subscribed.set()
-        client.on_connect = lambda c, *a: c.subscribe(self.reply_topic, qos=1)
+        client.on_connect = lambda c, *a: c.subscribe([(self.reply_topic, 1), (f"{ROOT}/availability", 1)])
+        # READY=1 comes before the daemon's MQTT subscriptions: a request sent before its "online" is lost.
+        self.online = threading.Event()
         client.connect("127.0.0.1", port, keepalive=60)
         client.loop_start()
         if not subscribed.wait(10):
             raise RuntimeError("the bench client could not subscribe")
+        if not self.online.wait(30):
+            raise RuntimeError("the daemon never said it was online")
         self.client = client
 
     def _on_message(self, client, userdata, message) -> None:
+        if message.topic.endswith("/availability"):
+            (self.online.set if message.payload == b"online" else self.online.clear)()
+            return
         refused = b'"status":"error"' in message.payload
         with self._lock:
             self.answers += 1

@@ -56,10 +56,11 @@ class NotifySocket:
 
 
 class Daemon:
-    """``kartud run`` in ``directory`` against ``broker``; ``started_at``/``ready_s`` time its start."""
+    """``kartud run`` in ``directory`` against ``broker``; ``started_at``/``ready_s`` time its start. ``prefix``
+    goes before the command (``["taskset", "-c", "0"]``: the daemon on one core)."""
 
     def __init__(self, directory: str, broker: PrivateBroker, fresh: bool = True, cool_head: bool = False,
-                 env: dict | None = None, **overrides):
+                 env: dict | None = None, prefix: list[str] | None = None, **overrides):
         if fresh:
             shutil.rmtree(directory, ignore_errors=True)
         os.makedirs(directory, exist_ok=True)
@@ -69,7 +70,8 @@ class Daemon:
         self.started_at = time.perf_counter()
         program = [COOL_HEAD] if cool_head else ["-m", "kartud.service.cli"]
         with open(os.path.join(directory, "daemon.log"), "ab") as log:
-            self.process = subprocess.Popen([sys.executable, *program, "run", "--config", self.config], stdout=log,
+            self.process = subprocess.Popen([*(prefix or []), sys.executable, *program, "run", "--config", self.config],
+                                            stdout=log,
                                             stderr=subprocess.STDOUT,
                                             env={**os.environ, **(env or {}), "NOTIFY_SOCKET": self.notify.path})
         if not self.notify.ready.wait(30):
