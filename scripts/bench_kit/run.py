@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from floors import commit_floor, import_floors  # noqa: E402
 from machine import machine_facts  # noqa: E402
+from memory import ready_after_stops, rss_through_burst  # noqa: E402
 from phases import card_cost, idle, queue_and_intake, ready_times  # noqa: E402
 from write_md import write_markdown  # noqa: E402
 
@@ -44,6 +45,16 @@ def main() -> int:
         step("start to READY=1")
         results["ready"] = ready_times(broker, os.path.join(args.dir, "ready"), 3 if args.quick else 5,
                                        None if args.quick else os.path.join(args.dir, "queue"))
+        if not args.quick:
+            for cores, one_core in (("2", False), ("1", True)):
+                step(f"start to READY=1 with 100,000 jobs, after a clean stop and after a kill ({cores} core(s))")
+                results[f"ready_stops_{cores}c"] = ready_after_stops(broker, os.path.join(args.dir, "queue"),
+                                                                     one_core=one_core)
+        for cores, one_core in (("2", False), ("1", True)):
+            step(f"RSS through a burst and the minute after it ({cores} core(s))")
+            results[f"memory_{cores}c"] = rss_through_burst(broker, os.path.join(args.dir, "memory"),
+                                                            2_000 if args.quick else 10_000, 200 if args.quick else 1_000,
+                                                            20.0 if args.quick else 60.0, one_core=one_core)
         step("CPU per card")
         results["card"] = card_cost(broker, os.path.join(args.dir, "card"), args.quick)
         step("idle memory and CPU")

@@ -71,6 +71,7 @@ def render(r: dict, analysis: str) -> str:
     if "100k" in ready:
         rows.append(("start to READY=1, 100,000 jobs in the database", f"{ready['100k']['median_s']:.3f} s",
                      "same", f"≤ 0.35 s: {_mark(ready['100k']['median_s'] <= 0.35)}"))
+    rows += _memory_rows(r) + _ready_rows(r)
     rows.append((f"idle CPU over {idle['window_s']:.0f} s, status poll 2 s", f"{idle['cpu_percent']:.3f} %",
                  "Moonraker 0.5 %, OctoPrint 0.2 % (quoted)", f"≤ 0.1 %: {_mark(idle['cpu_percent'] <= 0.1)}"))
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
@@ -130,3 +131,35 @@ def _profile_section(profile: dict, title: str) -> str:
              "|---|---|"]
     lines += [f"| `{frame}` | {share:.1%} |" for frame, share in profile["top"]]
     return "\n".join(lines)
+
+
+def _memory_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """The memory phase (scripts/bench_kit/memory.py): RSS before, at the peak of and after a burst, per core count."""
+    rows = []
+    for cores in ("2", "1"):
+        m = r.get(f"memory_{cores}c")
+        if not m:
+            continue
+        where = f"{cores} core{'s' if cores == '2' else ' (`taskset -c 0`)'}"
+        rows.append((f"RSS through {m['colour_jobs']:,} colour + {m['jobs']:,} 1-bit jobs, {where}",
+                     f"idle {m['idle_rss_mib']:.1f}, peak {m['peak_rss_mib']:.1f}, 5 s after "
+                     f"{m['after_5s_rss_mib']:.1f}, {m['after_s']:.0f} s after {m['after_rss_mib']:.1f} MiB",
+                     f"Pillow loaded when idle: {'yes' if m['idle_pillow_loaded'] else 'no'}",
+                     f"idle ≤ 32: {_mark(m['idle_rss_mib'] <= 32)}; after ≤ idle + 16: "
+                     f"{_mark(m['after_rss_mib'] <= m['idle_rss_mib'] + 16)}"))
+    return rows
+
+
+def _ready_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """Start to READY=1 on the 100,000-job database after each kind of stop, per core count."""
+    rows = []
+    for cores in ("2", "1"):
+        ready = r.get(f"ready_stops_{cores}c")
+        if not ready:
+            continue
+        clean, kill = ready["after_clean_stop"], ready["after_kill_stop"]
+        rows.append((f"start to READY=1, 100,000 jobs ({ready['database_mib']:.0f} MiB), {cores} core(s)",
+                     f"after a clean stop {clean['best_s']:.3f} s (median {clean['median_s']:.3f})",
+                     f"after a kill (full quick_check) {kill['best_s']:.3f} s (median {kill['median_s']:.3f})",
+                     f"≤ 0.35 s: {_mark(clean['best_s'] <= 0.35)}"))
+    return rows
