@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import io
 import random
-import struct
 import sys
-import zlib
 
 import pytest
 from PIL import Image
+from png_surgery import join, split, with_raw
 
 from kartud.rules.png_structure import decodes_surely
 from kartud.service import faces
 
 MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "I;16")
-REFUSED = "is not a readable PNG image (damaged or truncated data)"
 
 
 def _face(mode: str, rng: random.Random, dpi: bool) -> bytes:
@@ -28,31 +26,6 @@ def _face(mode: str, rng: random.Random, dpi: bool) -> bytes:
     return out.getvalue()
 
 
-def _chunk(name: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + name + body + struct.pack(">I", zlib.crc32(name + body))
-
-
-def _split(data: bytes) -> list[tuple[bytes, bytes]]:
-    out, pos = [], 8
-    while pos < len(data):
-        length, name = struct.unpack_from(">I4s", data, pos)
-        out.append((name, data[pos + 8:pos + 8 + length]))
-        pos += 12 + length
-    return out
-
-
-def _join(chunks) -> bytes:
-    return b"\x89PNG\r\n\x1a\n" + b"".join(_chunk(name, body) for name, body in chunks)
-
-
-def _with_raw(data: bytes, change) -> bytes:
-    """The same PNG with its inflated scanlines changed by ``change`` and compressed again, CRCs right."""
-    chunks = _split(data)
-    raw = zlib.decompress(b"".join(body for name, body in chunks if name == b"IDAT"))
-    rest = [(name, body) for name, body in chunks if name != b"IDAT"]
-    return _join(rest[:-1] + [(b"IDAT", zlib.compress(change(bytearray(raw))))] + rest[-1:])
-
-
 def _mutants(data: bytes, rng: random.Random):
     """Damage of every kind the checks look at: bytes flipped with and without the CRC made right again,
     scanlines cut, grown or given an unknown filter, chunks dropped, doubled or moved, tails added."""
@@ -60,28 +33,28 @@ def _mutants(data: bytes, rng: random.Random):
         flipped = bytearray(data)
         flipped[rng.randrange(8, len(data))] ^= 1 << rng.randrange(8)
         yield bytes(flipped)
-    chunks = _split(data)
+    chunks = split(data)
     for _ in range(6):                      # a byte changed inside a chunk, its CRC made right again
         index = rng.randrange(len(chunks) - 1)
         name, body = chunks[index]
         if body:
             body = bytearray(body)
             body[rng.randrange(len(body))] ^= 1 << rng.randrange(8)
-            yield _join(chunks[:index] + [(name, bytes(body))] + chunks[index + 1:])
+            yield join(chunks[:index] + [(name, bytes(body))] + chunks[index + 1:])
     yield data[:rng.randrange(8, len(data))]
     yield data + b"\0"
-    yield _with_raw(data, lambda raw: raw[:-1])
-    yield _with_raw(data, lambda raw: raw + b"\0")
-    yield _with_raw(data, lambda raw: raw.__setitem__(0, 5) or raw)
-    yield _with_raw(data, lambda raw: raw.__setitem__(len(raw) - 1, 255) or raw)
-    yield _join([chunk for chunk in chunks if chunk[0] != b"IDAT"])
-    yield _join(chunks[:1] + [(b"tEXt", b"k\0v")] + chunks[1:])
-    yield _join(chunks[:1] + [(b"PLTE", b"\0\0\0")] + chunks[1:])
-    yield _join(chunks[:1] + [(b"gAMA", b"\0\0")] + chunks[1:])
-    yield _join([chunks[-2]] + chunks[:-2] + chunks[-1:])
+    yield with_raw(data, lambda raw: raw[:-1])
+    yield with_raw(data, lambda raw: raw + b"\0")
+    yield with_raw(data, lambda raw: raw.__setitem__(0, 5) or raw)
+    yield with_raw(data, lambda raw: raw.__setitem__(len(raw) - 1, 255) or raw)
+    yield join([chunk for chunk in chunks if chunk[0] != b"IDAT"])
+    yield join(chunks[:1] + [(b"tEXt", b"k\0v")] + chunks[1:])
+    yield join(chunks[:1] + [(b"PLTE", b"\0\0\0")] + chunks[1:])
+    yield join(chunks[:1] + [(b"gAMA", b"\0\0")] + chunks[1:])
+    yield join([chunks[-2]] + chunks[:-2] + chunks[-1:])
     idat = [body for name, body in chunks if name == b"IDAT"][0]
     cut = rng.randrange(1, len(idat))
-    yield _join([c for c in chunks if c[0] != b"IDAT"][:-1] + [(b"IDAT", idat[:cut]), (b"IDAT", idat[cut:])]
+    yield join([c for c in chunks if c[0] != b"IDAT"][:-1] + [(b"IDAT", idat[:cut]), (b"IDAT", idat[cut:])]
                 + chunks[-1:])
 
 
@@ -119,9 +92,9 @@ def test_without_zlib_ng_the_stdlib_inflate_gives_the_same_answers(monkeypatch):
 
 def test_an_interlaced_or_unusual_face_is_left_to_pillow():
     data = _face("RGB", random.Random(1), False)
-    chunks = _split(data)
+    chunks = split(data)
     header = bytearray(chunks[0][1])
     header[12] = 1                                              # Adam7: decoded by Pillow, not here
-    assert not decodes_surely(_join([(b"IHDR", bytes(header))] + chunks[1:]))
-    assert not decodes_surely(_join(chunks[:1] + [(b"tIME", b"\x07\xea\x0c\x01\0\0\0")] + chunks[1:]))
-    assert faces.png_problem(_join(chunks[:1] + [(b"tIME", b"\x07\xea\x0c\x01\0\0\0")] + chunks[1:])) is None
+    assert not decodes_surely(join([(b"IHDR", bytes(header))] + chunks[1:]))
+    assert not decodes_surely(join(chunks[:1] + [(b"tIME", b"\x07\xea\x0c\x01\0\0\0")] + chunks[1:]))
+    assert faces.png_problem(join(chunks[:1] + [(b"tIME", b"\x07\xea\x0c\x01\0\0\0")] + chunks[1:])) is None
