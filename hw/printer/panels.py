@@ -56,7 +56,8 @@ def panel_size(settings: PanelSettings, bits: int) -> int:
 
 
 # -- bit packing -----------------------------------------------------------------------------------
-# Python's big integers do the shifting for a whole panel at once: eight dots (one byte each) form a
+# Colour panels (5-7 bits a dot, which Pillow cannot pack) and the simulator's unpacking: Python's big
+# integers do the shifting for a whole panel at once: eight dots (one byte each) form a
 # 64-bit group, and each of the eight lanes moves to its packed place with one mask and one shift.
 
 @lru_cache(maxsize=16)
@@ -153,41 +154,57 @@ def _from_printer(image: Image.Image, settings: PanelSettings) -> Image.Image:
 
 
 def _black_mask(image: Image.Image, threshold: int) -> Image.Image:
-    """255 where every channel is at most ``threshold``, else 0."""
+    """A ``1`` image: set where every channel is at most ``threshold``."""
     red, green, blue = image.split()
     darkest = ImageChops.lighter(ImageChops.lighter(red, green), blue)
-    return darkest.point([255 if v <= threshold else 0 for v in range(256)])
+    return darkest.point([255 if v <= threshold else 0 for v in range(256)], "1")
+
+
+def _one_bit_panel(image: Image.Image) -> bytes:
+    """A ``1`` image as a 1-bit panel: Pillow packs each row MSB first; a row of a width that is not a multiple
+    of 8 would end padded, so such an image is first laid out again eight dots a row (the panel is continuous)."""
+    if image.width % 8:
+        image = Image.frombytes("L", (8, image.width * image.height // 8), image.tobytes("raw", "L")).point(
+            [0] + [255] * 255, "1")
+    return image.tobytes("raw", "1")
+
+
+@lru_cache(maxsize=4)
+def _dye_table(bits: int) -> list[int]:
+    """For an RGB ``point``: each channel's light to the quantised amount of its dye (255 - light)."""
+    quantise = _quantise_table(bits)
+    return [quantise[255 - v] for v in range(256)] * 3
 
 
 def render_face(face: bytes | Image.Image, settings: PanelSettings) -> dict[str, bytes]:
     """The packed Y, M, C, K and O panels of a front face, in the printer's orientation."""
     image = _to_printer(open_face(face), settings, (255, 255, 255))
     black = _black_mask(image, settings.black_threshold)
-    not_black = ImageChops.invert(black)
-    quantise = _quantise_table(settings.colour_bits)
-    panels: dict[str, bytes] = {}
-    # Dye is the complement of the light a channel lets through: cyan absorbs red, and so on.
-    for panel, channel in zip(COLOUR_PANELS, reversed(image.split())):
-        dye = ImageChops.multiply(ImageChops.invert(channel), not_black).point(quantise)
-        panels[panel] = pack(dye.tobytes(), settings.colour_bits)
-    panels["k"] = pack(black.point([1 if v else 0 for v in range(256)]).tobytes(), 1)
+    # Dye is the complement of the light a channel lets through: cyan absorbs red, and so on. One pass turns
+    # the three channels into their dyes, one clears the dots printed on K (no dye under resin black).
+    dyes = image.point(_dye_table(settings.colour_bits))
+    dyes.paste((0, 0, 0), mask=black)
+    panels = {panel: pack(dye.tobytes(), settings.colour_bits)
+              for panel, dye in zip(COLOUR_PANELS, reversed(dyes.split()))}
+    panels["k"] = _one_bit_panel(black)
     panels["o"] = overlay_panel(settings)
     return panels
 
 
 def render_back_black(face: bytes | Image.Image, settings: PanelSettings) -> bytes:
     """A back face printed in black only: the K panel of every dot darker than mid-grey."""
-    image = _to_printer(open_face(face), settings, (255, 255, 255)).convert("L")
-    return pack(image.point([1 if v < 128 else 0 for v in range(256)]).tobytes(), 1)
+    image = _to_printer(open_face(face).convert("L"), settings, 255)
+    return _one_bit_panel(image.point([255 if v < 128 else 0 for v in range(256)], "1"))
 
 
+@lru_cache(maxsize=4)
 def overlay_panel(settings: PanelSettings) -> bytes:
-    """The O panel: varnish everywhere but the ``no_varnish`` rectangle."""
-    face = Image.new("L", FACE_SIZES[0], 1)
+    """The O panel: varnish everywhere but the ``no_varnish`` rectangle (the same for every card: kept)."""
+    face = Image.new("1", FACE_SIZES[0], 1)
     if settings.no_varnish:
         x, y, width, height = settings.no_varnish
         ImageDraw.Draw(face).rectangle((x, y, x + width - 1, y + height - 1), fill=0)
-    return pack(_to_printer(face, settings, 0).tobytes(), 1)
+    return _one_bit_panel(_to_printer(face, settings, 0))
 
 
 def full_overlay(settings: PanelSettings) -> bool:
