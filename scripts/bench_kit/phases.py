@@ -71,10 +71,11 @@ def _short(frame: str) -> str:
     return f"{name} ({path})"
 
 
-def queue_and_intake(broker, directory: str, quick: bool, profile: str | None) -> dict:
+def queue_and_intake(broker, directory: str, quick: bool, profile: str | None, one_core: bool = False) -> dict:
     """One daemon, paused: round trips with 0 queued, a colour burst, 1-bit bursts to 10,000 (memory), round
-    trips at 10,000, then (full run) to 100,000 and round trips there."""
-    daemon = Daemon(directory, broker)
+    trips at 10,000, then (full run) to 100,000 and round trips there. ``one_core``: the daemon under
+    ``taskset -c 0``, the nearest thing here to a Pi."""
+    daemon = Daemon(directory, broker, prefix=["taskset", "-c", "0"] if one_core else None)
     office = Office(broker.port)
     jobs = Jobs()
     out: dict = {"rss_start_mib": rss_mib(daemon.pid)}
@@ -83,16 +84,24 @@ def queue_and_intake(broker, directory: str, quick: bool, profile: str | None) -
         samples = 300 if quick else 2000
         queued = 0
 
+        def burst(payloads: list[bytes]) -> dict:
+            # The daemon's own CPU per job: unlike jobs/s, it does not move with the other engineers' load.
+            cpu = cpu_seconds(daemon.pid)
+            result = office.burst(payloads)
+            return {**result, "cpu_ms_per_job": (cpu_seconds(daemon.pid) - cpu) / len(payloads) * 1e3}
+
         def fill_to(target: int) -> dict:
             nonlocal queued
-            result = office.burst(jobs.make(target - queued))
+            result = burst(jobs.make(target - queued))
             queued = target
             return result
 
         def round_trips(label: str) -> None:
             nonlocal queued
             office.round_trips(jobs.make(50))              # warm the path first
+            cpu = cpu_seconds(daemon.pid)
             out[f"rt_{label}"] = percentiles(office.round_trips(jobs.make(samples)))
+            out[f"rt_{label}"]["cpu_ms_per_job"] = (cpu_seconds(daemon.pid) - cpu) / samples * 1e3
             queued += samples + 50
 
         # The floor of a round trip through this broker and the daemon's dispatch: a submission refused at
@@ -100,7 +109,7 @@ def queue_and_intake(broker, directory: str, quick: bool, profile: str | None) -
         invalid = [b'{"job_id": "x"}'] * samples
         out["rt_floor"] = percentiles(office.round_trips(invalid))
         round_trips("0")
-        out["intake_colour"] = office.burst(jobs.make(200 if quick else 1000, colour=True, card_type="KTP_EL"))
+        out["intake_colour"] = burst(jobs.make(200 if quick else 1000, colour=True, card_type="KTP_EL"))
         queued += out["intake_colour"]["jobs"]
         profiler = Profiler(daemon.pid, os.path.join(directory, "profile-intake.txt")) if profile == "intake" else None
         out["intake_bw"] = fill_to(10_000)

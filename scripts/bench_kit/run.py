@@ -11,6 +11,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from floors import commit_floor, import_floors  # noqa: E402
+from latency_intake import raw_floor  # noqa: E402
 from machine import machine_facts  # noqa: E402
 from memory import ready_after_stops, rss_through_burst  # noqa: E402
 from phases import card_cost, idle, queue_and_intake, ready_times  # noqa: E402
@@ -40,8 +41,14 @@ def main() -> int:
     results["import_floors"] = import_floors()
     broker = PrivateBroker(os.path.join(args.dir, "broker")).start()
     try:
+        step("the raw floor of a round trip: paho + mosquitto with TCP_NODELAY + one durable commit")
+        results["raw_floor"] = raw_floor(broker, os.path.join(args.dir, "raw"), 300 if args.quick else 2000)
         step("intake and round trips as the queue grows")
         results["queue"] = queue_and_intake(broker, os.path.join(args.dir, "queue"), args.quick, args.profile)
+        step("intake and round trips to 10,000 queued, kartud and the raw floor on one core (taskset -c 0)")
+        results["raw_floor_1c"] = raw_floor(broker, os.path.join(args.dir, "raw"), 300 if args.quick else 1000,
+                                            one_core=True)
+        results["queue_1c"] = queue_and_intake(broker, os.path.join(args.dir, "queue-1c"), True, None, one_core=True)
         step("start to READY=1")
         results["ready"] = ready_times(broker, os.path.join(args.dir, "ready"), 3 if args.quick else 5,
                                        None if args.quick else os.path.join(args.dir, "queue"))
