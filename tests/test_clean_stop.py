@@ -141,3 +141,24 @@ def test_the_daemon_after_a_clean_stop_starts_on_the_schema_check_only(room, not
     notify_socket.wait_for("READY=1")
     assert "database checked: its files are as the last clean stop left them" in room.log()
     assert room.stop() == 0
+
+
+def test_a_commit_that_failed_between_the_two_files_leaves_no_note_and_the_next_start_puts_them_in_step(
+        tmp_path, manual_clock):
+    path = str(tmp_path / "kartud.db")
+    store = _filled(path, manual_clock)
+
+    def fail(what: str) -> None:
+        raise OSError("the ledger's disk went away")    # the personal-data file has committed, the ledger not
+
+    store.on_personal_commit = fail
+    with pytest.raises(OSError):
+        store.submit_job(new_job(99))
+    held_before = store.personal.held()[0]
+    store.close(clean=True)
+    assert not os.path.exists(clean_stop.note_path(path))
+    reopened = _reopened(path, manual_clock)
+    assert reopened.start_check == FULL
+    ledger_jobs = {r[0] for r in reopened.conn.execute("SELECT job_id FROM jobs WHERE pii_erased_at IS NULL")}
+    assert reopened.personal.held()[0] == ledger_jobs and len(held_before) == len(ledger_jobs) + 1
+    reopened.close()

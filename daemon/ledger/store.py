@@ -65,6 +65,7 @@ class Store(JobLedger, BlankLedger, RequestMemory, Erasure):
         self._nesting = 0           # transactions open: an inner one is a savepoint of the outer
         self._pending: _Pending | None = None
         self._moved_out = False
+        self._out_of_step = False   # a personal-data commit whose ledger commit then failed: no clean-stop note
         self.start_check = ""       # how open() checked the files: "quick_check" or "unchanged since a clean stop"
         # Called once the personal-data file has committed and the ledger has not yet, with what was written
         # ("jobs" or "erasure"): the daemon puts a crash point there (kartud.service.crashpoints).
@@ -74,7 +75,8 @@ class Store(JobLedger, BlankLedger, RequestMemory, Erasure):
 
     def open(self) -> None:
         """Open (creating if needed), migrate and check the ledger and the personal-data file, settle the
-        station key and drop personal data the ledger no longer holds. Raises StorageError.
+        station key and (but after a clean stop) drop personal data the ledger no longer holds. Raises
+        StorageError.
 
         The check reads every page (``PRAGMA quick_check``) unless the files are exactly as the last
         orderly stop left them (:mod:`kartud.ledger.clean_stop`); ``start_check`` says which ran."""
@@ -105,7 +107,8 @@ class Store(JobLedger, BlankLedger, RequestMemory, Erasure):
                      "its files are as the last clean stop left them, so its schema only")
             self.conn = conn
             self._settle_key()
-            self._drop_what_the_ledger_does_not_hold()
+            if not unchanged:       # after a clean stop the two files are in step: no scan of every job in both
+                self._drop_what_the_ledger_does_not_hold()
             if self._moved_out:
                 self.checkpoint()
         except BaseException as exc:
@@ -211,13 +214,15 @@ class Store(JobLedger, BlankLedger, RequestMemory, Erasure):
 
     def close(self, clean: bool = False) -> None:
         """Close both files. ``clean``: an orderly stop that met no database error, so the next start may
-        skip the full check if the files stay as they are now (:mod:`kartud.ledger.clean_stop`)."""
+        skip the full check, and the scan for personal data the ledger does not hold, if the files stay as
+        they are now (:mod:`kartud.ledger.clean_stop`); a commit of the two files that failed halfway
+        leaves no note all the same."""
         was_open = self.conn is not None
         if self.conn is not None:
             self.conn.close()
             self.conn = None
         self.personal.close()
-        if clean and was_open:
+        if clean and was_open and not self._out_of_step:
             clean_stop.leave(self.path, self._files())   # while still locked: no other kartud writes meanwhile
         self._unlock()
 
@@ -263,11 +268,13 @@ class Store(JobLedger, BlankLedger, RequestMemory, Erasure):
         try:
             written = self._commit_personal(conn, pending)
         except BaseException:
+            self._out_of_step = True
             conn.execute("ROLLBACK")
             raise
         try:
             conn.execute("COMMIT")
         except BaseException:
+            self._out_of_step = True
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if written:                         # best effort; the next start drops them in any case
