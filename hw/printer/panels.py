@@ -56,9 +56,26 @@ def panel_size(settings: PanelSettings, bits: int) -> int:
 
 
 # -- bit packing -----------------------------------------------------------------------------------
-# Colour panels (5-7 bits a dot, which Pillow cannot pack) and the simulator's unpacking: Python's big
-# integers do the shifting for a whole panel at once: eight dots (one byte each) form a
-# 64-bit group, and each of the eight lanes moves to its packed place with one mask and one shift.
+# Eight values (one byte each) pack into a group of ``bits`` bytes. Packing takes the eight lanes of a
+# panel apart (every eighth byte: one strided copy each), and builds each packed byte of every group at
+# once from the two or three lanes it holds bits of: a lane's bits are moved into place by a 256-byte
+# table (``bytes.translate``) and the pieces, which never overlap, are joined as big integers. Every step
+# is a pass in C over an eighth of the panel. Unpacking (the simulator's) shifts whole panels as big
+# integers: eight dots form a 64-bit group, and each lane moves to its place with one mask and one shift.
+
+@lru_cache(maxsize=8)
+def _pack_plan(bits: int) -> tuple[tuple[tuple[int, bytes], ...], ...]:
+    """For each byte of a packed group: the lanes it takes bits from, each with its table (value to bits in place)."""
+    plan = []
+    for j in range(bits):
+        pieces = []
+        for lane in range(8):
+            shift = 8 * j + 8 - (lane + 1) * bits     # where the lane's lowest bit lands in byte j
+            if -bits < shift < 8:
+                pieces.append((lane, bytes((v << shift if shift >= 0 else v >> -shift) & 0xFF for v in range(256))))
+        plan.append(tuple(pieces))
+    return tuple(plan)
+
 
 @lru_cache(maxsize=16)
 def _lane_masks(groups: int, bits: int) -> tuple[int, ...]:
@@ -84,15 +101,16 @@ def pack(values: bytes, bits: int) -> bytes:
         return bytes(values)
     count = len(values)
     groups = -(-count // 8)
-    whole = int.from_bytes(bytes(values) + bytes(groups * 8 - count), "big")
-    packed = 0
-    for lane, mask in enumerate(_lane_masks(groups, bits)):
-        packed |= (whole & mask) >> ((8 - bits) * (7 - lane))
-    spread = packed.to_bytes(groups * 8, "big")
+    data = values if count % 8 == 0 and isinstance(values, bytes) else bytes(values) + bytes(groups * 8 - count)
+    lanes = [data[lane::8] for lane in range(8)]
     out = bytearray(groups * bits)
-    for j in range(bits):           # keep the low ``bits`` bytes of every group
-        out[j::bits] = spread[8 - bits + j::8]
-    return bytes(out[:-(-count * bits // 8)])
+    for j, pieces in enumerate(_pack_plan(bits)):
+        packed = 0
+        for lane, table in pieces:
+            packed |= int.from_bytes(lanes[lane].translate(table), "big")
+        out[j::bits] = packed.to_bytes(groups, "big")
+    size = -(-count * bits // 8)
+    return bytes(out) if size == len(out) else bytes(out[:size])
 
 
 def unpack(data: bytes, bits: int, count: int) -> bytes:
