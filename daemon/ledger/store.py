@@ -226,6 +226,13 @@ class Store(JobLedger, BlankLedger, RequestMemory, Erasure):
             clean_stop.leave(self.path, self._files())   # while still locked: no other kartud writes meanwhile
         self._unlock()
 
+    def release_memory(self) -> None:
+        """Let go of both connections' page caches (after a burst; they fill again as needed), so that the
+        memory they held can go back to the system."""
+        for conn in (self.conn, self.personal.conn):
+            if conn is not None:
+                conn.execute("PRAGMA shrink_memory")
+
     def _files(self) -> list[str]:
         """Every file the start check vouches for: the ledger, the personal-data file, and their WALs."""
         return [self.path, self.path + "-wal", self.personal.path, self.personal.path + "-wal"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any, Awaitable, Callable
 
 log = logging.getLogger("kartud.heap")
 QUIET_S = 1.0                           # seconds without a request before the trim
@@ -37,13 +38,15 @@ class HeapReturn:
     :meth:`handled` after each group and :meth:`drained` when no request waits; a group that comes before
     the quiet is over puts the trim off."""
 
-    def __init__(self, quiet_s: float = QUIET_S):
+    def __init__(self, quiet_s: float = QUIET_S, release: Callable[[], Awaitable[Any]] | None = None):
         self.quiet_s = quiet_s
+        self.release = release      # run first: lets go of caches that hold freed memory (SQLite's pages)
         self.owed = 0               # payload bytes handled since the last trim
         self.trims = 0
         self._trim = None
         self._looked_up = False
         self._pending: asyncio.TimerHandle | None = None
+        self._task: asyncio.Future | None = None
 
     def handled(self, payload_bytes: int) -> None:
         self.owed += payload_bytes
@@ -60,13 +63,22 @@ class HeapReturn:
     def drained(self) -> None:
         """No request waits: trim after the quiet, if a burst went through (on the running loop)."""
         if self.owed and self._pending is None:
-            self._pending = asyncio.get_running_loop().call_later(self.quiet_s, self.trim_now)
+            self._pending = asyncio.get_running_loop().call_later(self.quiet_s, self._start_trim)
 
-    def trim_now(self) -> None:
-        """Give every whole free page back to the system now, if a burst went through since the last time."""
+    def _start_trim(self) -> None:
         self._pending = None
+        if self.owed:
+            self._task = asyncio.ensure_future(self.trim_now())
+
+    async def trim_now(self) -> None:
+        """Give every whole free page back to the system now, if a burst went through since the last time."""
         if not self.owed:
             return
+        if self.release is not None:
+            try:
+                await self.release()
+            except Exception as exc:            # a failing store says so itself; the heap is trimmed anyway
+                log.debug("could not release the caches before the trim: %s", exc)
         if not self._looked_up:
             self._trim, self._looked_up = _malloc_trim(), True
         if self._trim is None:

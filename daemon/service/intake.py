@@ -88,7 +88,7 @@ class Intake:
             pass
 
     async def serve(self, requests: "asyncio.Queue[IncomingRequest]") -> None:
-        heap = HeapReturn()
+        heap = HeapReturn(release=lambda: self.host.db(self.host.store.release_memory))
         heap.started()
         while True:
             batch = [await requests.get()]
