@@ -10,6 +10,7 @@ from typing import Any
 from ..rules import jobs as J
 from ..rules.clock import rfc3339
 from ..ledger.blank_ledger import OutOfBlanks
+from ..ledger.light_commit import light_transaction
 from ..ledger.request_memory import Repeat, RequestIdReused, error_body
 from ..rules.errors import CommandError
 
@@ -234,8 +235,11 @@ class JobLedger:
         return paused is None
 
     def set_step(self, job_id: str, step: str) -> dict[str, Any]:
-        """Record the printing step a job has reached."""
-        with self.transaction() as conn:
+        """Record the printing step a job has reached, without an fsync of its own (:mod:`.light_commit`): the
+        job is ``printing`` from its claim (fsynced) to its end (fsynced), and a power cut that loses a step
+        leaves it ``printing`` at an earlier step, which the start-up makes ``in_doubt`` as at any step. Only
+        ``in_doubt_step`` can then name an earlier step than the card had reached."""
+        with light_transaction(self) as conn:
             conn.execute("UPDATE jobs SET step = ?, updated_at = ? WHERE job_id = ? AND state = 'printing'",
                          (step, self.now(), job_id))
             self._audit(conn, "job_step", job_id, {"step": step})

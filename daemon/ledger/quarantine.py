@@ -17,11 +17,11 @@ of the process); a quarantine is committed in full.
 from __future__ import annotations
 
 import sqlite3
-from contextlib import contextmanager
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from ..rules.clock import rfc3339
+from .light_commit import light_transaction
 
 if TYPE_CHECKING:
     from ..ledger.store import Store
@@ -33,18 +33,6 @@ DEATHS_BEFORE_QUARANTINE = 2
 GO = "go"                # in hand now: handle it with the others
 ALONE = "alone"          # it died with the process once: handle it by itself (take_in_hand([it]) first)
 QUARANTINE = "quarantine"  # it died twice, or is a known killer: quarantine it, answer internal_error
-
-
-@contextmanager
-def _light_transaction(store: Store) -> Iterator[sqlite3.Connection]:
-    """A transaction durable against the process dying, without the fsync (see the module's note)."""
-    conn = store.conn
-    conn.execute("PRAGMA synchronous=NORMAL")
-    try:
-        with store.transaction() as tx:
-            yield tx
-    finally:
-        conn.execute("PRAGMA synchronous=FULL")
 
 
 def count_deaths(store: Store, forget_after_s: float) -> list[dict[str, Any]]:
@@ -68,7 +56,7 @@ def take_in_hand(store: Store, messages: list[tuple[str, str, int]], alone: bool
     get no verdict and no mark yet: they must not be in hand while it is (call again after it)."""
     verdicts: dict[str, str] = {}
     now = store.now()
-    with _light_transaction(store) as conn:
+    with light_transaction(store) as conn:
         for sha, command, size in messages:
             if sha in verdicts:
                 continue
@@ -93,14 +81,14 @@ def release(store: Store, shas: list[str]) -> None:
     """The messages were answered: forget their marks (and any death they had), in one transaction."""
     if not shas:
         return
-    with _light_transaction(store) as conn:
+    with light_transaction(store) as conn:
         conn.executemany("DELETE FROM requests_handling WHERE message_sha256 = ?", [(sha,) for sha in set(shas)])
 
 
 def put_down(store: Store) -> None:
     """A clean stop: the messages still in hand did not kill anything (they come back and are handled
     again, which every request allows), so their marks go; a death counted earlier stays."""
-    with _light_transaction(store) as conn:
+    with light_transaction(store) as conn:
         conn.execute("DELETE FROM requests_handling WHERE in_hand = 1 AND deaths = 0")
         conn.execute("UPDATE requests_handling SET in_hand = 0 WHERE in_hand = 1")
 
