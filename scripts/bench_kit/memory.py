@@ -153,6 +153,7 @@ def main() -> int:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="in the daemon's environment (e.g. MALLOC_ARENA_MAX=2)")
     parser.add_argument("--ready-jobs", type=int, default=0, help="also fill a database this big and time READY")
+    parser.add_argument("--runs", type=int, default=3, help="starts of each kind for READY")
     parser.add_argument("--ready-only", action="store_true", help="no burst: READY only (with --ready-jobs)")
     args = parser.parse_args()
     os.makedirs(args.dir, exist_ok=True)
@@ -165,7 +166,7 @@ def main() -> int:
             ready_dir = os.path.join(args.dir, "ready")
             if not os.path.exists(os.path.join(ready_dir, "kartud.db")):
                 fill(broker, ready_dir, args.ready_jobs)
-            out["ready"] = ready_after_stops(broker, ready_dir, one_core=args.one_core)
+            out["ready"] = ready_after_stops(broker, ready_dir, args.runs, one_core=args.one_core)
     finally:
         broker.stop()
     print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "timeline"} for k, v in out.items()}, indent=1))
