@@ -106,14 +106,14 @@ def run_printer(args) -> int:
         link = VpcdLink(*args.vpcd)
         sim.station_listeners.append(link)
         logging.getLogger("kartud.sim").info("chip cards at the contactless station go to vpcd at %s:%d", *args.vpcd)
+    server = PtyServer(sim, args.pty)
     try:
         if args.control:
             from kartud.hw.sim.sim_control import ControlServer
 
-            control = ControlServer(sim, args.control)
-        server = PtyServer(sim, args.pty).start()
-        if control is not None:
-            control.cable = server               # 'unplug' and 'replug' on the control socket
+            # The cable is known before the pty exists: a command sent once the printer says it is on finds it.
+            control = ControlServer(sim, args.control, cable=server)
+        server.start()
     except OSError as exc:
         if control is not None:
             control.close()
