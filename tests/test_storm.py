@@ -200,3 +200,20 @@ def test_seed_20261201_a_wrong_blank_spoiled_from_stock_keeps_the_stock_agreeing
     store.wrong_blank("j-0001", "KIA")
     assert store.stock()["KIA"]["spoiled"] == 1
     assert verify(store.conn)["ledger"] == []
+
+
+def test_seed_16003_the_printer_takes_unplug_as_soon_as_it_says_it_is_on(tmp_path):
+    # Found by the long run: an unplug sent right after a power cut's restart was refused, because the
+    # control socket learnt of the cable only after the printer had said it was on.
+    from printer_fixtures import SimProcess
+
+    from kartud.hw.sim.sim_control import send_command
+
+    control = str(tmp_path / "control.sock")
+    for _ in range(5):
+        printer = SimProcess(str(tmp_path / "tty"), str(tmp_path / "cards"), "--control", control)
+        try:
+            assert send_command(control, "unplug") == "ok"
+            assert send_command(control, "replug") == "ok"
+        finally:
+            printer.stop()
