@@ -42,6 +42,8 @@ class PanelSettings:
     no_varnish: tuple[int, int, int, int] | None = None
 
     def __post_init__(self):
+        if self.no_varnish is not None:     # a tuple, so that settings stay hashable (the overlay is kept by them)
+            object.__setattr__(self, "no_varnish", tuple(self.no_varnish))
         if self.rotation not in _TURN:
             raise ValueError("rotation must be 90 or 270")
         if self.colour_bits not in COLOUR_BITS:
