@@ -24,7 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller counts (about 2 minutes; queue to 10,000 only)")
+    parser.add_argument("--quick", action="store_true", help="smaller counts (about 4 minutes; queue to 10,000 only)")
     parser.add_argument("--dir", default="/var/tmp/kartud-bench",
                         help="working folder, on the disk to measure (default: %(default)s); emptied first")
     parser.add_argument("--profile", choices=("intake", "rt"),

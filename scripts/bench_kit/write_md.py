@@ -92,8 +92,8 @@ socket with TCP_NODELAY) and writes its SQLite database on the disk named below.
 table was measured in the same run on the same machine: machines of this kind drift by up to 30%
 within a session, so compare only figures from one run. OctoPrint and Moonraker were not run here;
 their figures are quoted from `shared/reference/performance-floors.md` (same machine kind, same
-method) and marked "quoted". Run it again with `scripts/bench` (about 5 minutes) or `scripts/bench
---quick` (about 2); the raw figures land in `<--dir>/results.json`.
+method) and marked "quoted". Run it again with `scripts/bench` (about 10 minutes) or `scripts/bench
+--quick` (about 4); the raw figures land in `<--dir>/results.json`.
 
 ## The machine
 
