@@ -59,24 +59,24 @@ def panel_size(settings: PanelSettings, bits: int) -> int:
 
 # -- bit packing -----------------------------------------------------------------------------------
 # Eight values (one byte each) pack into a group of ``bits`` bytes. Packing takes the eight lanes of a
-# panel apart (every eighth byte: one strided copy each), and builds each packed byte of every group at
-# once from the two or three lanes it holds bits of: a lane's bits are moved into place by a 256-byte
-# table (``bytes.translate``) and the pieces, which never overlap, are joined as big integers. Every step
-# is a pass in C over an eighth of the panel. Unpacking (the simulator's) shifts whole panels as big
-# integers: eight dots form a 64-bit group, and each lane moves to its place with one mask and one shift.
+# panel apart (every eighth byte, one strided copy each, read as a big integer) and builds each packed
+# byte of every group at once from the two or three lanes it holds bits of: a lane is masked to the
+# bits that stay in the byte and shifted into place, every byte of it in one big-integer operation, and
+# the pieces, which never overlap, are joined. Every step is a pass in C over an eighth of the panel.
+# Unpacking (the simulator's) shifts whole panels: eight dots form a 64-bit group, and each lane moves
+# to its place with one mask and one shift.
 
 @lru_cache(maxsize=8)
-def _pack_plan(bits: int) -> tuple[tuple[tuple[int, bytes], ...], ...]:
-    """For each byte of a packed group: the lanes it takes bits from, each with its table (value to bits in place)."""
-    plan = []
-    for j in range(bits):
-        pieces = []
-        for lane in range(8):
-            shift = 8 * j + 8 - (lane + 1) * bits     # where the lane's lowest bit lands in byte j
-            if -bits < shift < 8:
-                pieces.append((lane, bytes((v << shift if shift >= 0 else v >> -shift) & 0xFF for v in range(256))))
-        plan.append(tuple(pieces))
-    return tuple(plan)
+def _pack_plan(bits: int) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """For each byte of a packed group: the lanes it takes bits from, each with where its lowest bit lands."""
+    return tuple(tuple((lane, 8 * j + 8 - (lane + 1) * bits) for lane in range(8)
+                       if -bits < 8 * j + 8 - (lane + 1) * bits < 8) for j in range(bits))
+
+
+@lru_cache(maxsize=32)
+def _every_byte(groups: int, mask: int) -> int:
+    """``mask`` repeated in each of ``groups`` bytes, as a big integer."""
+    return int.from_bytes(bytes([mask]) * groups, "big")
 
 
 @lru_cache(maxsize=16)
@@ -104,12 +104,15 @@ def pack(values: bytes, bits: int) -> bytes:
     count = len(values)
     groups = -(-count // 8)
     data = values if count % 8 == 0 and isinstance(values, bytes) else bytes(values) + bytes(groups * 8 - count)
-    lanes = [data[lane::8] for lane in range(8)]
+    lanes = [int.from_bytes(data[lane::8], "big") for lane in range(8)]
     out = bytearray(groups * bits)
     for j, pieces in enumerate(_pack_plan(bits)):
         packed = 0
-        for lane, table in pieces:
-            packed |= int.from_bytes(lanes[lane].translate(table), "big")
+        for lane, shift in pieces:      # the bits that would cross into a neighbouring byte are masked off
+            if shift >= 0:
+                packed |= (lanes[lane] & _every_byte(groups, 0xFF >> shift)) << shift
+            else:
+                packed |= (lanes[lane] >> -shift) & _every_byte(groups, 0xFF >> -shift)
         out[j::bits] = packed.to_bytes(groups, "big")
     size = -(-count * bits // 8)
     return bytes(out) if size == len(out) else bytes(out[:size])
