@@ -65,6 +65,10 @@ def take(database: str, paths: list[str]) -> bool:
     note is gone, durably, when this returns (a crash from here on means a full check next time)."""
     target = note_path(database)
     try:
+        os.unlink(target + ".new")                    # a stop cut short while writing its note: never a note
+    except FileNotFoundError:
+        pass
+    try:
         with open(target) as handle:
             noted = json.load(handle).get("files")
     except FileNotFoundError:
