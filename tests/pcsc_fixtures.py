@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from kartud.room.sim_room import free_port
+from kartud.room.sim_room import free_port_pair
 from kartud.hw.sim.sim_control import send_command
 
 from printer_fixtures import SerialRoom, SimProcess
@@ -19,19 +19,6 @@ from printer_fixtures import SerialRoom, SimProcess
 VPCD_DRIVER = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
 FRIENDLY_NAME = "kartud test vpcd"          # pcscd names the readers "<name> 00 00" and "<name> 00 01"
 READER = f"{FRIENDLY_NAME} 00 00"           # the one on the vpcd port itself (the other is port + 1)
-
-
-def _free_port_pair() -> int:
-    """A free loopback port P with P + 1 free too (vpcd listens on both)."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as probe:
-            try:
-                probe.bind(("0.0.0.0", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two free ports in a row")
 
 
 class PrivatePcscd:
@@ -48,7 +35,7 @@ class PrivatePcscd:
         self.conf_dir = os.path.join(self.dir, "reader.conf.d")
         self.socket_path = os.path.join(self.run_dir, "pcscd.comm")
         self.log_path = os.path.join(self.dir, "pcscd.log")
-        self.port = port or _free_port_pair()
+        self.port = port or free_port_pair()
         self.process: subprocess.Popen | None = None
         self.has_reader = False
         os.makedirs(self.run_dir, exist_ok=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -13,7 +12,7 @@ import time
 
 from ..hw.sim.sim_control import send_command
 from ..ledger.station_key import make_key
-from .sim_room import PrivateBroker, free_port
+from .sim_room import PrivateBroker, free_port_pair
 
 STATION = "storm-room-01"
 ROOT = f"kartud/{STATION}"
@@ -64,18 +63,6 @@ def _listening(port: int) -> bool:
                    for line in table.readlines()[1:])
 
 
-def _free_port_pair() -> int:
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as probe:
-            try:
-                probe.bind(("0.0.0.0", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two free ports in a row for vpcd")
-
-
 def write_config(directory: str, sections: dict[str, dict[str, str]]) -> str:
     """Write ``kartud.toml`` from TOML literals by section; returns its path."""
     path = os.path.join(directory, "kartud.toml")
@@ -94,7 +81,7 @@ class StormPcscd:
         self.dir = os.path.abspath(directory)
         self.run_dir, self.conf_dir = os.path.join(self.dir, "run"), os.path.join(self.dir, "reader.conf.d")
         self.socket_path = os.path.join(self.run_dir, "pcscd.comm")
-        self.port = _free_port_pair()
+        self.port = free_port_pair()
         self.process: subprocess.Popen | None = None
         os.makedirs(self.run_dir, exist_ok=True)
         os.makedirs(self.conf_dir, exist_ok=True)
