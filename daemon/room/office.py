@@ -101,16 +101,7 @@ class OfficeClient:
         self._answers = Answers()
         self._waiting = self._answers.queues
         self._subscribed = threading.Event()
-        client = paho_client(self.client_id, tls, username, password)
-        client.on_connect = self._on_connect
-        client.on_message = self._on_message
-        client.on_subscribe = lambda *a: self._subscribed.set()
-        self.client = client
-        client.connect(host, port, keepalive=30)
-        client.loop_start()
-        if not self._subscribed.wait(connect_timeout):
-            self.close()
-            raise TimeoutError(f"no subscription to {root} on {host}:{port} within {connect_timeout} s")
+        _connect_and_subscribe(self, host, port, tls, username, password, connect_timeout, root)
 
     def __enter__(self) -> "OfficeClient":
         return self
@@ -232,19 +223,10 @@ class FleetClient:
         self.on_answer = None                      # called as on_answer(station, correlation, body), likewise
         self._answers = Answers()
         self._subscribed = threading.Event()
-        client = paho_client(self.client_id, tls, username, password)
-        client.on_connect = self._on_connect
-        client.on_message = self._on_message
-        client.on_subscribe = lambda *a: self._subscribed.set()
-        self.client = client
         session = Properties(PacketTypes.CONNECT)
         session.SessionExpiryInterval = session_expiry_s
         # paho starts clean only at the first connect; its reconnects resume the session the broker kept.
-        client.connect(host, port, keepalive=30, properties=session)
-        client.loop_start()
-        if not self._subscribed.wait(connect_timeout):
-            self.close()
-            raise TimeoutError(f"no subscription to {prefix}/+ on {host}:{port} within {connect_timeout} s")
+        _connect_and_subscribe(self, host, port, tls, username, password, connect_timeout, f"{prefix}/+", session)
 
     def __enter__(self) -> "FleetClient":
         return self
@@ -341,3 +323,19 @@ class FleetClient:
         with self.changed:
             if not self.changed.wait_for(lambda: predicate(self), timeout):
                 raise TimeoutError(f"the fleet never matched within {timeout} s")
+
+
+def _connect_and_subscribe(owner, host: str, port: int, tls, username, password, connect_timeout: float, what: str,
+                           properties: Properties | None = None) -> None:
+    """Give ``owner`` (an office or fleet client) its paho client, connected, its loop thread running and its
+    subscriptions made; a client that is not subscribed within ``connect_timeout`` is closed and raises."""
+    client = paho_client(owner.client_id, tls, username, password)
+    client.on_connect = owner._on_connect
+    client.on_message = owner._on_message
+    client.on_subscribe = lambda *a: owner._subscribed.set()
+    owner.client = client
+    client.connect(host, port, keepalive=30, properties=properties)
+    client.loop_start()
+    if not owner._subscribed.wait(connect_timeout):
+        owner.close()
+        raise TimeoutError(f"no subscription to {what} on {host}:{port} within {connect_timeout} s")
