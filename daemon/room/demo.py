@@ -83,7 +83,9 @@ def run_demo(output_dir: str, jobs: int = 30, clock_speed: float = 60.0, seed: i
         with demo_room(output_dir, **{"sim.clock_speed": str(clock_speed)}) as office:
             print(f"kartud demo: mosquitto and kartud on the simulated printer, clock x{clock_speed:g}")
             print(f"submitting {jobs} jobs for generated, obviously fake people (NIK region 99, name CONTOH)")
-            payloads = [fake_job(rng, i, "KIA" if i % 5 == 0 else "KTP_EL") for i in range(1, jobs + 1)]
+            # KTP-el cards only: the simulated feeder holds chip blanks, and a KIA job would meet one (wrong_blank:
+            # a station holds one kind of blank at a time, and the demo has no person to load KIA blanks).
+            payloads = [fake_job(rng, i, "KTP_EL") for i in range(1, jobs + 1)]
             # Two submissions the box must refuse: the same record again, and an impossible NIK.
             payloads.append(fake_job(rng, 9001, record_id=payloads[0]["record_id"], job_id="j-demo-dup"))
             payloads.append({**fake_job(rng, 9002), "nik": "9901011300000000"})
@@ -129,7 +131,7 @@ def run_full_day(output_dir: str, jobs: int = 250, clock_speed: float = 400.0, s
     print(f"kartud demo, a full day: Monday 08:00-14:00, limit 200, even pacing, clock x{clock_speed:g}")
     print(f"drawing {jobs} generated, obviously fake people (NIK region 99, name CONTOH) ...")
     # Drawn before the simulated clock starts, so the morning is not spent drawing faces.
-    payloads = [fake_job(rng, i, "KIA" if i % 5 == 0 else "KTP_EL") for i in range(1, jobs + 1)]
+    payloads = [fake_job(rng, i, "KTP_EL") for i in range(1, jobs + 1)]     # chip blanks in the feeder, as above
     try:
         with demo_room(output_dir, **overrides) as office:
             accepted, _ = _submit(office, payloads)
