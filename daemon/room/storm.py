@@ -227,8 +227,9 @@ class Storm:
         number, last = self.stats["ops"], None
         deadline = time.monotonic() + SETTLE_S
         while time.monotonic() < deadline:     # a long storm leaves a long queue: the wait is for no progress
-            resolve = Op(number, "resolve", {"client": 0})
-            self._resolve(resolve)
+            # The person stays at the printer while the queue drains: a fault armed before the settle fires at the
+            # next card (seed 20261202: reject_box_full at an eject held the last 4 jobs for good) and is put right.
+            self.tidy()
             problems, counts = check(self.rig.db_path, self.rig.cards_path, self.office)
             if problems or (not self.office.unanswered() and self._queue_empty()):
                 break
