@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -164,20 +165,21 @@ def test_journald_is_used_when_it_is_there(monkeypatch, tmp_path, socket_exists,
     assert logs.journald_available() is expected
 
 
-def test_a_record_journald_refuses_goes_to_stderr():
+@pytest.mark.parametrize("journald", ["gone", "not listening"])
+def test_a_record_journald_refuses_goes_to_stderr(tmp_path, journald):
     class Fallback(logging.Handler):
         records: list = []
 
         def emit(self, r):
             self.records.append(r)
 
-    handler = logs.JournalHandler(fallback=Fallback())
-
-    def refuse(*fields):
-        raise OSError(111, "Connection refused")
-
-    handler._sendv = refuse
+    path = tmp_path / "socket"
+    if journald == "not listening":      # its socket file is there, nobody reads it (journald restarting)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as dead:
+            dead.bind(str(path))
+    handler = logs.JournalHandler(fallback=Fallback(), path=str(path))
     handler.handle(record("job j-1 printed"))
+    handler.close()
     assert [r.getMessage() for r in Fallback.records] == ["job j-1 printed"]
 
 

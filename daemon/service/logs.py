@@ -8,8 +8,9 @@ import re
 import sys
 
 from ..rules.jobs import mask_nik
+from ..service.journal_socket import SOCKET_PATH, JournalSocket
 
-JOURNAL_SOCKET = "/run/systemd/journal/socket"
+JOURNAL_SOCKET = SOCKET_PATH
 SYSLOG_IDENTIFIER = "kartud"
 
 # The ``extra=`` keys kartud logs with, and the journal field each becomes:
@@ -76,27 +77,28 @@ def _extra_fields(fields: dict[str, str]) -> str:
 
 
 class JournalHandler(logging.Handler):
-    """Sends each record to journald over its native protocol (``sd_journal_sendv``).
+    """Sends each record to journald over its native protocol (:mod:`kartud.service.journal_socket`).
 
     If a record cannot be sent (journald restarting, its socket gone), the line goes to stderr
     instead, so nothing is lost silently.
     """
 
-    def __init__(self, fallback: logging.Handler):
+    def __init__(self, fallback: logging.Handler, path: str | None = None):
         super().__init__()
-        from systemd import journal
-
-        self._sendv = journal.sendv
+        self.journal = JournalSocket(path or JOURNAL_SOCKET)
         self.fallback = fallback
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            fields = journal_fields(record)
-            self._sendv(*(f"{name}={value}" for name, value in fields.items()))
+            self.journal.send(journal_fields(record).items())
         except OSError:
             self.fallback.handle(record)
         except Exception:
             self.handleError(record)
+
+    def close(self) -> None:
+        self.journal.close()
+        super().close()
 
 
 class StderrFormatter(logging.Formatter):
@@ -135,10 +137,7 @@ def setup_logging(level: str = "INFO", journal: bool | None = None) -> None:
     stderr.setFormatter(StderrFormatter(under_systemd=bool(os.environ.get("JOURNAL_STREAM"))))
     handler: logging.Handler = stderr
     if journald_available() if journal is None else journal:
-        try:
-            handler = JournalHandler(fallback=stderr)
-        except ImportError:  # systemd-python missing: stderr it is
-            pass
+        handler = JournalHandler(fallback=stderr)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
