@@ -1,7 +1,9 @@
 """Requests set aside for a person, and the marks that tell which request was in hand when the process died.
 
 A request is *taken in hand* (a row in ``requests_handling``, keyed by the sha256 of its topic and
-payload) before it is handled, and *released* once it is answered. A row still in hand at start-up
+payload) before it is handled, and *released* once it is answered. A submission's mark is released in the
+transaction that commits its job (:func:`commit_releasing`): a death after that commit is answered
+from the ledger when the message comes back. A row still in hand at start-up
 names a message that was being handled when the process died: it counts a death. A message back
 after one death is handled alone (so that a batch it came with cannot die with it twice); after a
 second death it is *quarantined* and never handled again. A request that met a defect (an exception
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..rules.clock import rfc3339
 from .light_commit import light_transaction
@@ -83,6 +85,19 @@ def release(store: Store, shas: list[str]) -> None:
         return
     with light_transaction(store) as conn:
         conn.executemany("DELETE FROM requests_handling WHERE message_sha256 = ?", [(sha,) for sha in set(shas)])
+
+
+def commit_releasing(store: Store, commit: Callable[[list], list], jobs: list, shas: list[str]) -> list:
+    """``commit(jobs)`` (the store's ``submit_jobs``) and the release of ``shas``' marks, in ONE transaction.
+
+    For submissions only, and only when their answers are sent right after: a message that comes back
+    after a death between this commit and its answer is answered from the ledger (its request memory,
+    or the same ``job_id`` with the same content) and changes nothing, so its mark has nothing left to
+    guard once the commit is made. A commit that raises rolls the release back with it."""
+    with store.transaction() as conn:
+        results = commit(jobs)
+        conn.executemany("DELETE FROM requests_handling WHERE message_sha256 = ?", [(sha,) for sha in set(shas)])
+    return results
 
 
 def put_down(store: Store) -> None:

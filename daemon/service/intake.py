@@ -60,7 +60,8 @@ class Intake:
     one fsync for the lot), and every answer and PUBACK leaves in the order the requests came.
 
     Before a batch is handled its messages are marked in hand, in one transaction, and released once
-    answered. A message that died with the process once is handled alone; twice, it is quarantined."""
+    answered; submissions' marks go in the transaction that commits their jobs, their answers sent
+    right after it (a death in between is answered from the ledger when the message comes back). A message that died with the process once is handled alone; twice, it is quarantined."""
 
     def __init__(self, host: IntakeHost):
         self.host = host
@@ -141,12 +142,14 @@ class Intake:
 
     async def _run_segment(self, segment: list[tuple[IncomingRequest, dict[str, Any] | None]]) -> None:
         handled = [request for request, refusal in segment if refusal is None]
-        answers = iter(await self.answer_batch(handled))
+        released: set[str] = set()                          # marks the submissions' commit released already
+        answers = iter(await self.answer_batch(handled, released))
         for request, refusal in segment:
             self._send(request, refusal if refusal is not None else next(answers))
-        if handled:
+        left = [self._sha(r) for r in handled if self._sha(r) not in released]
+        if left:                                            # a batch of submissions only needs no call here
             try:
-                await self.host.db(Q.release, self.host.store, [self._sha(r) for r in handled])
+                await self.host.db(Q.release, self.host.store, left)
             except CommandError:
                 pass                                        # the database is failing: its fault says so
 
@@ -214,8 +217,11 @@ class Intake:
 
     # -- handling -------------------------------------------------------------------------------
 
-    async def answer_batch(self, batch: list[IncomingRequest]) -> list[dict[str, Any]]:
-        """The responses to ``batch``, in order: consecutive submissions are committed together."""
+    async def answer_batch(self, batch: list[IncomingRequest], released: set[str] | None = None) -> list[dict[str, Any]]:
+        """The responses to ``batch``, in order: consecutive submissions are committed together.
+
+        With ``released`` (the caller sends the answers as soon as this returns) the marks of the
+        submissions are released in the transaction that commits them, and their sha256s added to it."""
         responses: list[dict[str, Any] | None] = [None] * len(batch)
         pending: list[tuple[int, str | None, asyncio.Future]] = []   # submissions waiting for the group commit
         group_actor = None                                  # who sent them: one group commits for one actor
@@ -223,18 +229,22 @@ class Intake:
 
         async def commit_pending() -> None:
             prepared = []                                   # (index, request_id, job) of the valid ones
+            answered = []                                   # sha256s of those answered from the commit on
             for index, request_id, validation in pending:
                 try:
                     prepared.append((index, request_id, await validation))
-                except CommandError as error:
+                    answered.append(self._sha(batch[index]))
+                except CommandError as error:               # refused by its content alone: so again if it comes back
                     responses[index] = _with_id(request_id, {"status": "error", "error": error.as_error()})
+                    answered.append(self._sha(batch[index]))
                 except Exception as exc:
                     responses[index] = await self._defect(exc, batch[index], request_id)
+                    answered.append(self._sha(batch[index]))   # its mark went with the quarantine
             pending.clear()
             if not prepared:
                 return
             with acting_as(group_actor):
-                results = await self._commit([job for _, _, job in prepared])
+                results = await self._commit([job for _, _, job in prepared], answered, released)
             crash_point("after_submit_commit")              # committed, not yet answered nor acknowledged
             for (index, request_id, job), result in zip(prepared, results):
                 if isinstance(result, Exception) and not isinstance(result, CommandError):
@@ -270,11 +280,17 @@ class Intake:
         defect_point("while_handling", "job/submit")
         return await self.host.commands.prepare_submit(payload)
 
-    async def _commit(self, jobs: list) -> list:
-        """``submit_jobs`` for the group; when the group meets a defect, each job alone, so that only the
-        one that meets it is refused (the group's transaction was rolled back whole)."""
+    async def _commit(self, jobs: list, shas: list[str], released: set[str] | None) -> list:
+        """``submit_jobs`` for the group, releasing ``shas``' marks in its transaction when ``released`` is
+        given (then added to it); when the group meets a defect, each job alone, so that only the one
+        that meets it is refused (the group's transaction was rolled back whole, the release with it)."""
+        store = self.host.store
         try:
-            return await self.host.db(self.host.store.submit_jobs, jobs)
+            if released is None:
+                return await self.host.db(store.submit_jobs, jobs)
+            results = await self.host.db(Q.commit_releasing, store, store.submit_jobs, jobs, shas)
+            released.update(shas)
+            return results
         except CommandError as error:                      # the database failed: every one is refused
             return [error] * len(jobs)
         except Exception as exc:

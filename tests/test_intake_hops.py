@@ -1,0 +1,160 @@
+"""Store calls per batch of submissions (each is a thread hop and a wake-up of the loop), and the promises the
+fewer calls keep: a mark committed before anything handles its message, a death after the commit answered from
+the ledger, a message that died once handled alone."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+from sample_jobs import payload
+from store_fixtures import key_file
+from test_request_boundary import RecordingLink, request, rows, serve
+
+from kartud.ledger import quarantine as Q
+from kartud.rules.config import from_dict
+from kartud.service.daemon import Daemon
+
+
+@pytest.fixture
+def daemon(tmp_path, manual_clock):
+    """A daemon's intake and store in this process, its MQTT link recording (as test_request_boundary's)."""
+    config = from_dict({"station": {"id": "s-1", "card_types": ["KIA"]},
+                        "store": {"path": str(tmp_path / "kartud.db"), "key_file": key_file(tmp_path)},
+                        "printer": {"transport": "sim"}, "encoder": {"backend": "sim"},
+                        "indicator": {"backend": "none"}})
+    daemon = Daemon(config, manual_clock)
+    daemon._state_dirty, daemon._wake = asyncio.Event(), asyncio.Event()     # what run() would have made
+    daemon.store.open()
+    daemon.mqtt = RecordingLink(daemon)
+    yield daemon
+    daemon.store.close()
+
+
+class Died(BaseException):
+    """The process dying here: nothing after it runs, nothing catches it (the intake catches Exception only)."""
+
+
+def store_calls(daemon, monkeypatch) -> list[str]:
+    """The names of the store calls the daemon makes from now on, in order."""
+    calls: list[str] = []
+    db = daemon.db
+
+    async def counting(fn, *args):
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await db(fn, *args)
+
+    monkeypatch.setattr(daemon, "db", counting)
+    return calls
+
+
+def submissions(serials, **fields) -> list:
+    return [request("job/submit", {**payload(n, "KIA"), **fields, "request_id": f"r-{n}"}, n) for n in serials]
+
+
+@pytest.mark.parametrize("size", [1, 5, 50])
+def test_a_batch_of_submissions_takes_two_store_calls_whatever_its_size(daemon, monkeypatch, size):
+    calls = store_calls(daemon, monkeypatch)
+    serve(daemon, submissions(range(1, size + 1)))
+    # Take in hand, then the jobs' commit with the marks' release in its transaction: no third call.
+    assert calls == ["take_in_hand", "commit_releasing"]
+    assert [a["status"] for a in daemon.mqtt.answers()] == ["ok"] * size
+    assert rows(daemon, "SELECT COUNT(*) FROM jobs") == [(size,)]
+    assert rows(daemon, "SELECT COUNT(*) FROM requests_handling") == [(0,)]
+
+
+def test_a_refused_submission_is_released_with_the_others_commit(daemon, monkeypatch):
+    calls = store_calls(daemon, monkeypatch)
+    batch = submissions([1, 2, 3])
+    batch[1] = request("job/submit", {**payload(2, "KIA"), "card_type": "NOPE", "request_id": "r-2"}, 2)
+    serve(daemon, batch)
+    assert calls == ["take_in_hand", "commit_releasing"]
+    assert [a["status"] for a in daemon.mqtt.answers()] == ["ok", "error", "ok"]
+    assert rows(daemon, "SELECT COUNT(*) FROM requests_handling") == [(0,)]
+
+
+def test_other_requests_in_the_batch_are_released_after_their_answers(daemon, monkeypatch):
+    calls = store_calls(daemon, monkeypatch)
+    seen = []
+
+    async def status(body):
+        seen.append(rows(daemon, "SELECT command FROM requests_handling WHERE in_hand = 1"))
+        return {}
+
+    monkeypatch.setitem(daemon.commands.handlers, "status/get", status)
+    serve(daemon, [*submissions([1, 2]), request("status/get", {"request_id": "s"}, 3)])
+    assert seen == [[("status/get",)]]                  # the submissions' marks went with their commit
+    assert calls == ["take_in_hand", "commit_releasing", "release"]
+    assert rows(daemon, "SELECT COUNT(*) FROM requests_handling") == [(0,)]
+
+
+def test_the_marks_are_committed_before_a_submission_is_validated(daemon, monkeypatch):
+    committed = []
+    prepare = daemon.commands.prepare_submit
+
+    async def validating(body):
+        # What another connection sees is what a death here would leave on the disk.
+        with sqlite3.connect(daemon.config.store.path) as other:
+            committed.append(other.execute("SELECT COUNT(*) FROM requests_handling WHERE in_hand = 1").fetchone()[0])
+        return await prepare(body)
+
+    monkeypatch.setattr(daemon.commands, "prepare_submit", validating)
+    serve(daemon, submissions([1, 2, 3]))
+    assert committed == [3, 3, 3]
+
+
+def test_a_death_while_validating_counts_against_the_messages_in_hand(daemon, monkeypatch):
+    prepare = daemon.commands.prepare_submit
+
+    async def dying(body):
+        if body["job_id"] == "j-0002":
+            raise Died()
+        return await prepare(body)
+
+    monkeypatch.setattr(daemon.commands, "prepare_submit", dying)
+    with pytest.raises(Died):
+        serve(daemon, submissions([1, 2, 3]))
+    asyncio.run(daemon.intake.recover())
+    assert rows(daemon, "SELECT deaths FROM requests_handling") == [(1,), (1,), (1,)]
+    assert rows(daemon, "SELECT COUNT(*) FROM jobs") == [(0,)]
+
+
+@pytest.mark.parametrize("with_request_id", [True, False])
+def test_a_death_between_the_commit_and_the_answer_is_answered_from_the_ledger(daemon, monkeypatch, with_request_id):
+    batch = submissions([1, 2, 3]) if with_request_id else \
+        [request("job/submit", payload(n, "KIA"), n) for n in (1, 2, 3)]
+    send = daemon.intake._send
+
+    def dying(request, response):
+        raise Died()                                    # committed; no answer, no PUBACK: the broker redelivers
+
+    monkeypatch.setattr(daemon.intake, "_send", dying)
+    with pytest.raises(Died):
+        serve(daemon, batch)
+    monkeypatch.setattr(daemon.intake, "_send", send)
+    asyncio.run(daemon.intake.recover())                # the start-up: nothing was in hand
+    assert rows(daemon, "SELECT COUNT(*) FROM requests_handling") == [(0,)]
+    serve(daemon, batch)                                # the redelivery
+    answers = daemon.mqtt.answers()
+    assert [a["status"] for a in answers] == ["ok"] * 3, answers
+    assert [a["data"]["job_id"] for a in answers] == ["j-0001", "j-0002", "j-0003"]
+    if with_request_id:                                 # the first answers, from the request memory
+        assert [a["data"]["queue_position"] for a in answers] == [1, 2, 3]
+    else:                                               # the same job_id with the same content: that job
+        assert all(a["data"]["resubmitted"] for a in answers)
+    assert rows(daemon, "SELECT COUNT(*) FROM jobs") == [(3,)]
+    assert rows(daemon, "SELECT COUNT(*) FROM quarantine") == [(0,)]
+    assert rows(daemon, "SELECT COUNT(*) FROM requests_handling") == [(0,)]
+
+
+def test_a_submission_that_died_once_is_still_handled_alone(daemon, monkeypatch):
+    batch = submissions([1, 2, 3])
+    Q.take_in_hand(daemon.store, [(daemon.intake._sha(batch[1]), "job/submit", len(batch[1].payload))])
+    asyncio.run(daemon.intake.recover())
+    calls = store_calls(daemon, monkeypatch)
+    serve(daemon, batch)
+    assert calls == ["take_in_hand", "commit_releasing", "take_in_hand", "commit_releasing", "take_in_hand",
+                     "commit_releasing"]                # the first, then the suspect alone, then the last
+    assert [a["status"] for a in daemon.mqtt.answers()] == ["ok"] * 3
+    assert rows(daemon, "SELECT COUNT(*) FROM requests_handling") == [(0,)]
