@@ -74,6 +74,8 @@ def _add_storm_parser(commands) -> None:
     storm.add_argument("--minutes", type=float, default=3.0, help="how long to storm (default: %(default)s)")
     storm.add_argument("--output-dir", default="storm-output", metavar="DIR",
                        help="where the room's files, logs and cards go (default: %(default)s)")
+    # For tests (docs/storm.md): a JSON list of operations played instead of the seed's plan.
+    storm.add_argument("--ops-file", default=None, help=argparse.SUPPRESS)
 
 
 def run_printer(args) -> int:
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "storm":
         from ..room.storm import run_storm
 
-        return run_storm(args.seed, args.minutes, args.output_dir)
+        return run_storm(args.seed, args.minutes, args.output_dir, args.ops_file)
     from ..room.demo import run_demo, run_full_day
 
     try:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
 import signal
 import sys
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 from .storm_invariants import check, read_cards
 from .storm_office import Office, chip_sha
@@ -183,15 +184,18 @@ class Storm:
 
     # -- the run ----------------------------------------------------------------------------------------
 
-    def run(self, minutes: float) -> int:
+    def run(self, minutes: float, ops: Iterable[Op] | None = None) -> int:
+        """Carry out the seed's plan (or ``ops``, a fixed list, when given) for ``minutes``, then settle and check;
+        returns 0 when every check held, 1 on a violation."""
         self.say(f"storm: seed {self.seed}, {minutes:g} minutes, room in {self.rig.dir}")
-        self.say(f"storm: replay with: kartud-sim storm --seed {self.seed} --minutes {minutes:g}")
+        self.say(f"storm: replay with: kartud-sim storm --seed {self.seed} --minutes {minutes:g}" if ops is None else
+                 "storm: a fixed list of operations, not the seed's plan")
         started = time.monotonic()
         try:
             self.start()
             self.say("storm: the database is on the power-cut filesystem" if self.rig.disk is not None else
                      f"storm: power cuts are SIGKILLs only: {power_cut_problem()}")
-            for op in plan(self.seed):
+            for op in plan(self.seed) if ops is None else ops:
                 if time.monotonic() - started > minutes * 60:
                     break
                 self.say(f"#{op}")
@@ -247,25 +251,35 @@ class Storm:
         return bool(data) and queue.get("queued") == 0 and queue.get("in_doubt") == 0 and data.get("mode") != "printing"
 
 
+def read_ops(path: str) -> list[Op]:
+    """Operations from a JSON file, ``[{"kind": "fault", "args": {...}}, ...]``, numbered from 1: a few operations
+    of a long storm played again in seconds (tests/test_storm_settle.py)."""
+    with open(path) as handle:
+        return [Op(number, item["kind"], item.get("args", {})) for number, item in enumerate(json.load(handle), 1)]
+
+
 PRIVATE_PTS = "KARTUD_STORM_PRIVATE_PTS"
 PTS_SCRIPT = ('(mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts && mount --bind /dev/pts/ptmx /dev/ptmx)'
               ' || echo "storm: no private /dev/pts; a stale pty link of another program could reach the printer" >&2;'
               ' exec "$@"')
 
 
-def _again_with_private_ptys(seed: int, minutes: float, directory: str) -> None:
+def _again_with_private_ptys(seed: int, minutes: float, directory: str, ops_file: str | None) -> None:
     """Run this storm again (same pid: exec) in a mount namespace of its own with a new /dev/pts. Pty numbers are
     reused: a daemon of another test whose printer was killed keeps reopening its link to /dev/pts/N, and once
     the storm's printer gets N that daemon talks to it (seen: it sent the storm's card to the reject box)."""
     os.environ[PRIVATE_PTS] = "1"
     sys.stdout.flush()
+    storm = ["storm", "--seed", str(seed), "--minutes", f"{minutes:g}", "--output-dir", directory]
+    if ops_file:
+        storm += ["--ops-file", os.path.abspath(ops_file)]
     os.execvp("unshare", ["unshare", "--mount", "--propagation", "private", "sh", "-c", PTS_SCRIPT, "sh",
-                          sys.executable, "-m", "kartud.room.cli", "storm", "--seed", str(seed), "--minutes",
-                          f"{minutes:g}", "--output-dir", directory])
+                          sys.executable, "-m", "kartud.room.cli", *storm])
 
 
-def run_storm(seed: int | None, minutes: float, directory: str) -> int:
-    """``kartud-sim storm``: returns 0 when every check held, 1 on a violation (printed with its seed)."""
+def run_storm(seed: int | None, minutes: float, directory: str, ops_file: str | None = None) -> int:
+    """``kartud-sim storm``: returns 0 when every check held, 1 on a violation (printed with its seed).
+    ``ops_file`` (see :func:`read_ops`) replaces the seed's plan."""
     from .storm_rig import rig_problem
 
     why = rig_problem()
@@ -281,12 +295,12 @@ def run_storm(seed: int | None, minutes: float, directory: str) -> int:
     if seed is None:
         seed = random.SystemRandom().randrange(1, 10**9)
     if not os.environ.get(PRIVATE_PTS):
-        _again_with_private_ptys(seed, minutes, os.path.abspath(directory))
+        _again_with_private_ptys(seed, minutes, os.path.abspath(directory), ops_file)
     # SIGTERM (a test's timeout, systemd, kill) ends the storm like Ctrl-C: every process it started is stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     storm = Storm(seed, os.path.abspath(directory))
     try:
-        status = storm.run(minutes)
+        status = storm.run(minutes, None if ops_file is None else read_ops(ops_file))
     except KeyboardInterrupt:
         print(f"storm: seed {seed}: interrupted after op {storm.stats['ops']}; everything it started is stopped")
         return 130
