@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import select
 import threading
 import time
 
@@ -91,22 +93,52 @@ class SerialTransport(Transport):
         # No flush(): tcdrain has no timeout, and write() already returns only once the kernel has it all.
         limit = timeout_s + len(data) * 10 / self.baud
         try:
-            port.write_timeout = limit
+            if getattr(port, "fd", None) is not None:
+                self._write_fd(port.fd, data, limit)
+                return
+            if port.write_timeout != limit:         # pyserial's setter reconfigures the port
+                port.write_timeout = limit
             port.write(data)
         except serial.SerialTimeoutException:
             raise TransportGone(f"writing to {self.port_name} timed out after {limit:g} s") from None
         except _serial_errors() as exc:
             raise TransportGone(f"{self.port_name}: {_reason(exc)}") from None
 
+    def _write_fd(self, fd: int, data: bytes, limit: float) -> None:
+        """Write all of ``data`` to a device pyserial opened non-blocking, within ``limit`` seconds.
+
+        pyserial's write takes its timeout from the port's settings (setting it reconfigures the port: flock and
+        tcgetattr, each command) and copies what is left after every partial write (a pty takes 4-5 KiB at a
+        time: a panel's rest is copied over a hundred times); a memoryview moves on without copying."""
+        view = memoryview(data)
+        deadline = time.monotonic() + limit
+        while True:
+            try:
+                view = view[os.write(fd, view):]
+            except BlockingIOError:
+                pass
+            if not view:
+                return
+            # A partial write means the kernel's buffer is full: wait for room rather than try again at once.
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([], [fd], [], remaining)[1]:
+                raise TransportGone(f"writing to {self.port_name} timed out after {limit:g} s")
+
     def read(self, timeout_s: float) -> bytes:
         port = self._require()
         try:
-            port.timeout = max(0.0, timeout_s)
-            first = port.read(1)
-            if not first:
+            # The wait is a select on the port, so its timeout stays 0 from open() on: pyserial's timeout
+            # setter reconfigures the port (flock, tcgetattr, tcsetattr if a setting differs), twice a read.
+            # URLs without a file (loop://, rfc2217://) still wait through pyserial's timeout.
+            if not hasattr(port, "fileno"):
+                port.timeout = max(0.0, timeout_s)
+                first = port.read(1)
+                port.timeout = 0
+                return first + port.read(port.in_waiting or 0) if first else b""
+            if not select.select([port.fileno()], [], [], max(0.0, timeout_s))[0]:
                 return b""
-            port.timeout = 0
-            return first + port.read(port.in_waiting or 0)
+            # Ready with nothing waiting is how a vanished device looks: pyserial's read then raises.
+            return port.read(port.in_waiting or 1)
         except _serial_errors() as exc:
             raise TransportGone(f"{self.port_name}: {_reason(exc)}") from None
 
