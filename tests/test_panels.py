@@ -145,3 +145,33 @@ def test_a_face_of_another_size_is_refused(size):
 def test_settings_that_cannot_work_are_refused(bad):
     with pytest.raises(ValueError):
         pn.PanelSettings(**bad)
+
+
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("as_given", [
+    lambda face: face,                                            # an RGB image object, used as it is
+    _png,                                                         # RGB PNG bytes: decoded, not copied
+    lambda face: _png(face.convert("RGBA")),                      # other modes are converted to RGB
+], ids=["rgb-image", "rgb-png", "rgba-png"])
+def test_a_face_renders_the_same_however_it_is_given(as_given):
+    face = _face(3)
+    expected = pn.render_face(_png(face), pn.PanelSettings())
+    assert pn.render_face(as_given(face), pn.PanelSettings()) == expected
+
+
+def test_a_palette_face_renders_as_its_rgb_colours():
+    face = _face(4).quantize(64)
+    assert pn.render_face(_png(face), pn.PanelSettings()) == pn.render_face(face.convert("RGB"), pn.PanelSettings())
+
+
+@pytest.mark.parametrize("size", [(1016, 648), (648, 1016)])
+def test_rendering_leaves_the_given_image_as_it_was(size):
+    face = _face(5, size)
+    before = face.tobytes()
+    pn.render_face(face, pn.PanelSettings())
+    assert face.tobytes() == before

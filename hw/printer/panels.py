@@ -153,7 +153,10 @@ def _expand_table(bits: int) -> list[int]:
 def open_face(face: bytes | Image.Image) -> Image.Image:
     """A face as an RGB image; PNG bytes or an image of 1016x648 or 648x1016."""
     image = face if isinstance(face, Image.Image) else Image.open(io.BytesIO(face))
-    image = image.convert("RGB")
+    if image.mode == "RGB":
+        image.load()        # decoded here as convert() would, without the copy convert() makes of an RGB image
+    else:
+        image = image.convert("RGB")
     if image.size not in FACE_SIZES:
         raise ValueError(f"a card face must be 1016x648 or 648x1016 pixels, not {image.size[0]}x{image.size[1]}")
     return image
@@ -178,6 +181,8 @@ def _from_printer(image: Image.Image, settings: PanelSettings) -> Image.Image:
 
 def _black_mask(image: Image.Image, threshold: int) -> Image.Image:
     """A ``1`` image: set where every channel is at most ``threshold``."""
+    if threshold == 0:      # the default: only (0, 0, 0), whose sum alone is 0; one matrix pass sums (clipped)
+        return image.convert("L", (1, 1, 1, 0)).point([255] + [0] * 255, "1")
     red, green, blue = image.split()
     darkest = ImageChops.lighter(ImageChops.lighter(red, green), blue)
     return darkest.point([255 if v <= threshold else 0 for v in range(256)], "1")
@@ -207,8 +212,9 @@ def render_face(face: bytes | Image.Image, settings: PanelSettings) -> dict[str,
     # the three channels into their dyes, one clears the dots printed on K (no dye under resin black).
     dyes = image.point(_dye_table(settings.colour_bits))
     dyes.paste((0, 0, 0), mask=black)
-    panels = {panel: pack(dye.tobytes(), settings.colour_bits)
-              for panel, dye in zip(COLOUR_PANELS, reversed(dyes.split()))}
+    # Each band is packed straight from the RGB image (no split into three images first).
+    panels = {panel: pack(dyes.tobytes("raw", band), settings.colour_bits)
+              for panel, band in zip(COLOUR_PANELS, "BGR")}
     panels["k"] = _one_bit_panel(black)
     panels["o"] = overlay_panel(settings)
     return panels
