@@ -1,11 +1,13 @@
-"""The daemon's memory: no Pillow until a face arrives, groups bounded by bytes, the heap given back after a burst."""
+"""The daemon's memory: no Pillow or libsystemd when idle, groups bounded by bytes, the heap given back after a burst."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import random
+import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 from kartud.room.fake_people import fake_person, render_front
@@ -13,6 +15,9 @@ from kartud.service import intake as intake_module
 from kartud.service.heap import HeapReturn
 from kartud.service.intake import Intake
 from kartud.service.mqtt_link import IncomingRequest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts" / "bench_kit"))
+from memory import unit_environment  # noqa: E402  (the bench's reading of etc/systemd/kartud.service)
 
 
 def _mapped(pid: int, fragment: str) -> bool:
@@ -25,11 +30,17 @@ def _rss_mib(pid: int) -> float:
         return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:")) / 1024
 
 
+def test_the_unit_runs_python_with_glibc_malloc_and_two_arenas():
+    # Set before the interpreter starts, so only the unit can: the bench and the next test run the daemon so.
+    assert unit_environment() == {"PYTHONMALLOC": "malloc", "MALLOC_ARENA_MAX": "2"}
+
+
 def test_an_idle_daemon_has_not_loaded_pillow_and_its_first_card_does(room):
     room.start()
     room.receive_blanks(5)
     # Pillow's C core (with FreeType, libjpeg, libtiff...) is not mapped into the running process.
     assert not _mapped(room.process.pid, "/PIL/_imaging.")
+    assert not _mapped(room.process.pid, "/libsystemd.so")             # sd_notify is spoken without it
     job = room.job()
     assert room.submit(job)["status"] == "ok"
     room.wait_state(job["job_id"], "printed")
@@ -38,6 +49,7 @@ def test_an_idle_daemon_has_not_loaded_pillow_and_its_first_card_does(room):
 
 
 def test_the_heap_a_burst_grew_is_given_back_once_the_intake_is_quiet(room):
+    room.env.update(unit_environment())                                 # the daemon as the unit runs it
     room.start()
     room.office.request("queue/pause", {"reason": "memory test"})
     assert room.submit(room.job())["status"] == "ok"                    # Pillow loaded: part of the baseline

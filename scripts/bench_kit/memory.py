@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import statistics
 import sys
@@ -18,10 +19,29 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from load import Jobs, Office  # noqa: E402
-from machine import rss_mib  # noqa: E402
+from machine import cpu_seconds, rss_mib  # noqa: E402
 from station import Daemon  # noqa: E402
 
 ONE_CORE = ["taskset", "-c", "0"]    # the daemon on one core: the nearest thing here to a Pi
+UNIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "etc", "systemd", "kartud.service")
+
+
+def unit_environment(path: str = UNIT) -> dict[str, str]:
+    """The ``Environment=`` assignments of the unit's [Service] section, as systemd would set them (later ones
+    win; an empty ``Environment=`` clears the list): the daemon is measured as a box runs it."""
+    env: dict[str, str] = {}
+    section = None
+    with open(path) as handle:
+        for line in handle:
+            line = line.strip()
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1]
+            elif section == "Service" and line.startswith("Environment="):
+                assignments = shlex.split(line[len("Environment="):])
+                if not assignments:
+                    env.clear()
+                env.update(item.split("=", 1) for item in assignments if "=" in item)
+    return env
 
 
 def pillow_loaded(pid: int) -> bool:
@@ -57,9 +77,11 @@ class RssSampler:
 
 
 def rss_through_burst(broker, directory: str, jobs: int = 10_000, colour: int = 1_000, after_s: float = 60.0,
-                      one_core: bool = False, env: dict | None = None) -> dict:
+                      one_core: bool = False, env: dict | None = None, unit_env: bool = True) -> dict:
     """One daemon, queue paused: idle RSS (and whether Pillow is loaded), then ``colour`` jobs with drawn colour
-    faces and ``jobs`` with 1-bit faces as fast as the daemon takes them, then ``after_s`` seconds quiet."""
+    faces and ``jobs`` with 1-bit faces as fast as the daemon takes them, then ``after_s`` seconds quiet. The
+    daemon runs with the unit's ``Environment=`` (unless ``unit_env`` is False), then ``env`` on top."""
+    env = {**(unit_environment() if unit_env else {}), **(env or {})}
     daemon = Daemon(directory, broker, prefix=ONE_CORE if one_core else None, env=env)
     office = Office(broker.port)
     sampler = None
@@ -68,7 +90,7 @@ def rss_through_burst(broker, directory: str, jobs: int = 10_000, colour: int = 
         payloads = Jobs(seed=5)
         colour_jobs, bw_jobs = payloads.make(colour, colour=True, card_type="KTP_EL"), payloads.make(jobs)
         time.sleep(3)                                   # start-up's own buffers go first
-        out: dict = {"one_core": one_core, "jobs": jobs, "colour_jobs": colour, "env": env or {},
+        out: dict = {"one_core": one_core, "jobs": jobs, "colour_jobs": colour, "env": env,
                      "idle_rss_mib": rss_mib(daemon.pid), "idle_pillow_loaded": pillow_loaded(daemon.pid)}
         sampler = RssSampler(daemon.pid)
         time.sleep(2)
@@ -93,6 +115,43 @@ def rss_through_burst(broker, directory: str, jobs: int = 10_000, colour: int = 
             sampler.stop()
         office.close()
         daemon.stop()
+
+
+def intake_cpu(broker, directory: str, variants: dict[str, dict], rounds: int = 3, jobs: int = 10_000,
+               colour: int = 1_000, one_core: bool = False) -> dict:
+    """The daemon's CPU (``utime + stime``) per job taken, for each environment in ``variants``: ``rounds`` rounds,
+    each starting one daemon per variant (the order turned round every other round, so that the shared
+    cores' load falls on both alike) and sending it the burst of :func:`rss_through_burst`. CPU is read just
+    before the burst and 2 s after its last answer (the heap's trim included)."""
+    payloads = Jobs(seed=5)
+    colour_jobs, bw_jobs = payloads.make(colour, colour=True, card_type="KTP_EL"), payloads.make(jobs)
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
+    for n in range(rounds):
+        for name in (list(variants) if n % 2 == 0 else list(variants)[::-1]):
+            daemon = Daemon(os.path.join(directory, name), broker, prefix=ONE_CORE if one_core else None,
+                            env=variants[name])
+            office = Office(broker.port)
+            try:
+                office.request("queue/pause", {"reason": "benchmark"})
+                time.sleep(2)
+                load = os.getloadavg()[0]
+                began = cpu_seconds(daemon.pid)
+                office.burst(colour_jobs)
+                after_colour = cpu_seconds(daemon.pid)
+                office.burst(bw_jobs)
+                time.sleep(2)
+                ended = cpu_seconds(daemon.pid)
+                runs[name].append({"round": n, "load": load, "colour_ms_per_job": (after_colour - began) / colour * 1e3,
+                                   "bw_ms_per_job": (ended - after_colour) / jobs * 1e3,
+                                   "ms_per_job": (ended - began) / (colour + jobs) * 1e3})
+            finally:
+                office.close()
+                daemon.stop()
+    return {name: {"env": variants[name], "runs": results,
+                   "median_ms_per_job": statistics.median(r["ms_per_job"] for r in results),
+                   "median_colour_ms_per_job": statistics.median(r["colour_ms_per_job"] for r in results),
+                   "median_bw_ms_per_job": statistics.median(r["bw_ms_per_job"] for r in results)}
+            for name, results in runs.items()}
 
 
 def ready_after_stops(broker, directory: str, runs: int = 3, one_core: bool = False) -> dict:
@@ -151,7 +210,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--after", type=float, default=60.0, help="seconds of quiet after the burst")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="in the daemon's environment (e.g. MALLOC_ARENA_MAX=2)")
+                        help="in the daemon's environment (e.g. MALLOC_ARENA_MAX=2), over the unit's")
+    parser.add_argument("--no-unit-env", action="store_true",
+                        help="without the Environment= lines of etc/systemd/kartud.service")
+    parser.add_argument("--cpu-rounds", type=int, default=0,
+                        help="instead of the burst: CPU per job taken with the unit's environment and without, "
+                             "alternating, this many rounds")
     parser.add_argument("--ready-jobs", type=int, default=0, help="also fill a database this big and time READY")
     parser.add_argument("--runs", type=int, default=3, help="starts of each kind for READY")
     parser.add_argument("--ready-only", action="store_true", help="no burst: READY only (with --ready-jobs)")
@@ -159,9 +223,15 @@ def main() -> int:
     os.makedirs(args.dir, exist_ok=True)
     broker = PrivateBroker(os.path.join(args.dir, "broker")).start()
     try:
-        out = {} if args.ready_only else {
-            "memory": rss_through_burst(broker, os.path.join(args.dir, "burst"), args.jobs, after_s=args.after,
-                                        one_core=args.one_core, env=dict(item.split("=", 1) for item in args.env))}
+        env = dict(item.split("=", 1) for item in args.env)
+        if args.cpu_rounds:
+            out = {"intake_cpu": intake_cpu(broker, os.path.join(args.dir, "cpu"),
+                                            {"unit_env": {**unit_environment(), **env}, "no_env": env},
+                                            args.cpu_rounds, args.jobs, one_core=args.one_core)}
+        else:
+            out = {} if args.ready_only else {
+                "memory": rss_through_burst(broker, os.path.join(args.dir, "burst"), args.jobs, after_s=args.after,
+                                            one_core=args.one_core, env=env, unit_env=not args.no_unit_env)}
         if args.ready_jobs:
             ready_dir = os.path.join(args.dir, "ready")
             if not os.path.exists(os.path.join(ready_dir, "kartud.db")):
