@@ -181,8 +181,6 @@ def _from_printer(image: Image.Image, settings: PanelSettings) -> Image.Image:
 
 def _black_mask(image: Image.Image, threshold: int) -> Image.Image:
     """A ``1`` image: set where every channel is at most ``threshold``."""
-    if threshold == 0:      # the default: only (0, 0, 0), whose sum alone is 0; one matrix pass sums (clipped)
-        return image.convert("L", (1, 1, 1, 0)).point([255] + [0] * 255, "1")
     red, green, blue = image.split()
     darkest = ImageChops.lighter(ImageChops.lighter(red, green), blue)
     return darkest.point([255 if v <= threshold else 0 for v in range(256)], "1")
