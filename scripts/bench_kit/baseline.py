@@ -69,7 +69,7 @@ def daemon_alone(broker, directory: str, cards: int, settle_s: float) -> dict:
         office.request("queue/pause", {"reason": "benchmark"})
         office.request("blanks/receive", {"batch_id": "B-BASE", "card_type": "KIA", "count": cards + 10})
         office.burst(Jobs(seed=5).make(cards, colour=True, card_type="KIA"))
-        cpu_before, began = cpu_seconds(process.pid), time.perf_counter()
+        cpu_before, threads_before, began = cpu_seconds(process.pid), thread_cpu(process.pid), time.perf_counter()
         office.request("queue/resume", {})
         db = sqlite3.connect(f"file:{directory}/kartud.db?mode=ro", uri=True)
         while db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('printed', 'failed')").fetchone()[0] < cards:
@@ -77,6 +77,7 @@ def daemon_alone(broker, directory: str, cards: int, settle_s: float) -> dict:
             if time.perf_counter() - began > 600:
                 raise TimeoutError("the cards did not print within 600 s")
         cpu, wall = cpu_seconds(process.pid) - cpu_before, time.perf_counter() - began
+        threads_after = thread_cpu(process.pid)
         printed = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'printed'").fetchone()[0]
         db.close()
     finally:
@@ -87,14 +88,34 @@ def daemon_alone(broker, directory: str, cards: int, settle_s: float) -> dict:
         notify.close()
         server.stop()
     return {"rss_mib": rss, "cards": cards, "printed": printed, "left_the_printer": sim.output.seq,
-            "cpu_s": cpu, "wall_s": wall, "ms_per_card": cpu / cards * 1e3}
+            "cpu_s": cpu, "wall_s": wall, "ms_per_card": cpu / cards * 1e3,
+            "threads_ms_per_card": dict(sorted(((tid, round((spent - threads_before.get(tid, 0.0)) / cards * 1e3, 2))
+                                                for tid, spent in threads_after.items()), key=lambda item: -item[1]))}
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """User plus system CPU seconds of each of a process's threads, by thread id (py-spy names the ids: Python
+    does not name the threads for the OS)."""
+    spent = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:       # a thread that ended meanwhile
+            continue
+        spent[int(tid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return spent
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench_kit/baseline.py", description=__doc__)
     parser.add_argument("--dir", default="/var/tmp/kartud-baseline", help="working folder (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="40 cards and a 5 s settle instead of 200 and 20 s")
+    parser.add_argument("--alone", action="store_true",
+                        help="only the daemon-alone phase (CPU per card over a pty, and each thread's share)")
     args = parser.parse_args()
+    if args.alone:
+        return _alone_only(args)
     os.makedirs(args.dir, exist_ok=True)
     results: dict = {"machine": machine_facts(args.dir), "cpus": sorted(os.sched_getaffinity(0)),
                      "load_average": os.getloadavg()}
@@ -123,6 +144,22 @@ def main() -> int:
     print(f"CPU per card, daemon alone (serial): {alone['ms_per_card']:.1f} ms ({alone['printed']}/{alone['cards']} "
           f"printed, {alone['left_the_printer']} left the printer, {alone['wall_s']:.1f} s wall); its RSS idle "
           f"{alone['rss_mib']:.1f} MiB")
+    return 0
+
+
+def _alone_only(args) -> int:
+    """The daemon-alone phase by itself: quicker to run in alternation with another tree."""
+    os.makedirs(args.dir, exist_ok=True)
+    load = os.getloadavg()
+    broker = PrivateBroker(os.path.join(args.dir, "broker")).start()
+    try:
+        alone = daemon_alone(broker, os.path.join(args.dir, "alone"), 40 if args.quick else 200,
+                             5.0 if args.quick else 20.0)
+    finally:
+        broker.stop()
+    print(f"cores {sorted(os.sched_getaffinity(0))}, load {load[0]:.1f} -> {os.getloadavg()[0]:.1f}: CPU per card, "
+          f"daemon alone (serial): {alone['ms_per_card']:.1f} ms ({alone['printed']}/{alone['cards']} printed, "
+          f"{alone['wall_s']:.1f} s wall); threads (ms a card): {alone['threads_ms_per_card']}")
     return 0
 
 
