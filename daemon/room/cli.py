@@ -8,9 +8,10 @@ import os
 import re
 import signal
 import sys
-import threading
 
 from kartud.hw.printer.knowledge import PANEL_HEIGHT, PANEL_ROTATIONS, PANEL_WIDTH, STATUS_COMMAND
+
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def _geometry(text: str) -> tuple[int, int]:
@@ -97,9 +98,10 @@ def run_printer(args) -> int:
     except ValueError as exc:
         print(f"kartud-sim printer: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    # SIGTERM and SIGINT are blocked before any thread starts (threads inherit the mask) and taken by sigwait
+    # below. A Python handler would run only once the main thread woke, and the kernel may hand the signal to
+    # a server thread while the main thread sleeps in a wait with no end: the printer then never stopped.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     sim = EvolisSim(Clock(), CardOutput(os.path.abspath(args.output_dir)), settings)
     link = control = None
     if args.vpcd:
@@ -123,7 +125,7 @@ def run_printer(args) -> int:
               file=sys.stderr)
         return 1
     try:
-        stop.wait()
+        signal.sigwait(STOP_SIGNALS)
     finally:
         server.stop()
         for part in (control, link):
