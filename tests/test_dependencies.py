@@ -9,7 +9,7 @@ from pathlib import Path
 TOP = Path(__file__).resolve().parent.parent
 # Distribution name -> the module the product imports from it.
 IMPORTED_AS = {"paho-mqtt": "paho", "pyserial": "serial", "pyusb": "usb", "pyscard": "smartcard",
-               "gpiozero": "gpiozero", "systemd-python": "systemd", "Pillow": "PIL", "cryptography": "cryptography",
+               "gpiozero": "gpiozero", "Pillow": "PIL", "cryptography": "cryptography",
                "fpdf2": "fpdf", "zlib-ng": "zlib_ng"}
 # Needed without an import: zoneinfo reads tzdata's zone files where the system has none.
 DATA_ONLY = {"tzdata"}
