@@ -17,7 +17,7 @@ from kartud.service.intake import Intake
 from kartud.service.mqtt_link import IncomingRequest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts" / "bench_kit"))
-from memory import unit_environment  # noqa: E402  (the bench's reading of etc/systemd/kartud.service)
+from station import unit_environment  # noqa: E402  (the bench's reading of etc/systemd/kartud.service)
 
 
 def _mapped(pid: int, fragment: str) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import signal
 import statistics
 import sys
@@ -20,28 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from load import Jobs, Office  # noqa: E402
 from machine import cpu_seconds, rss_mib  # noqa: E402
-from station import Daemon  # noqa: E402
+from station import Daemon, unit_environment  # noqa: E402
 
 ONE_CORE = ["taskset", "-c", "0"]    # the daemon on one core: the nearest thing here to a Pi
-UNIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "etc", "systemd", "kartud.service")
-
-
-def unit_environment(path: str = UNIT) -> dict[str, str]:
-    """The ``Environment=`` assignments of the unit's [Service] section, as systemd would set them (later ones
-    win; an empty ``Environment=`` clears the list): the daemon is measured as a box runs it."""
-    env: dict[str, str] = {}
-    section = None
-    with open(path) as handle:
-        for line in handle:
-            line = line.strip()
-            if line.startswith("[") and line.endswith("]"):
-                section = line[1:-1]
-            elif section == "Service" and line.startswith("Environment="):
-                assignments = shlex.split(line[len("Environment="):])
-                if not assignments:
-                    env.clear()
-                env.update(item.split("=", 1) for item in assignments if "=" in item)
-    return env
 
 
 def pillow_loaded(pid: int) -> bool:

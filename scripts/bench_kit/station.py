@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -55,9 +56,31 @@ class NotifySocket:
         self.sock.close()
 
 
+UNIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "etc", "systemd", "kartud.service")
+
+
+def unit_environment(path: str = UNIT) -> dict[str, str]:
+    """The ``Environment=`` assignments of the unit's [Service] section, as systemd would set them (later ones
+    win; an empty ``Environment=`` clears the list): the daemon is measured as a box runs it."""
+    env: dict[str, str] = {}
+    section = None
+    with open(path) as handle:
+        for line in handle:
+            line = line.strip()
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1]
+            elif section == "Service" and line.startswith("Environment="):
+                assignments = shlex.split(line[len("Environment="):])
+                if not assignments:
+                    env.clear()
+                env.update(item.split("=", 1) for item in assignments if "=" in item)
+    return env
+
+
 class Daemon:
     """``kartud run`` in ``directory`` against ``broker``; ``started_at``/``ready_s`` time its start. ``prefix``
-    goes before the command (``["taskset", "-c", "0"]``: the daemon on one core)."""
+    goes before the command (``["taskset", "-c", "0"]``: the daemon on one core). ``env`` is the environment
+    added to the benchmark's own; None means the unit's ``Environment=`` (the daemon as a box runs it)."""
 
     def __init__(self, directory: str, broker: PrivateBroker, fresh: bool = True, cool_head: bool = False,
                  env: dict | None = None, prefix: list[str] | None = None, **overrides):
@@ -73,7 +96,8 @@ class Daemon:
             self.process = subprocess.Popen([*(prefix or []), sys.executable, *program, "run", "--config", self.config],
                                             stdout=log,
                                             stderr=subprocess.STDOUT,
-                                            env={**os.environ, **(env or {}), "NOTIFY_SOCKET": self.notify.path})
+                                            env={**os.environ, **(unit_environment() if env is None else env),
+                                                 "NOTIFY_SOCKET": self.notify.path})
         if not self.notify.ready.wait(30):
             self.stop()
             raise RuntimeError(f"kartud did not become ready; see {directory}/daemon.log")
