@@ -9,27 +9,15 @@ import sqlite3
 
 import pytest
 from sample_jobs import payload
-from store_fixtures import key_file
-from test_request_boundary import RecordingLink, request, rows, serve
+from test_request_boundary import daemon_in_process, request, rows, serve
 
 from kartud.ledger import quarantine as Q
-from kartud.rules.config import from_dict
-from kartud.service.daemon import Daemon
 
 
 @pytest.fixture
 def daemon(tmp_path, manual_clock):
     """A daemon's intake and store in this process, its MQTT link recording (as test_request_boundary's)."""
-    config = from_dict({"station": {"id": "s-1", "card_types": ["KIA"]},
-                        "store": {"path": str(tmp_path / "kartud.db"), "key_file": key_file(tmp_path)},
-                        "printer": {"transport": "sim"}, "encoder": {"backend": "sim"},
-                        "indicator": {"backend": "none"}})
-    daemon = Daemon(config, manual_clock)
-    daemon._state_dirty, daemon._wake = asyncio.Event(), asyncio.Event()     # what run() would have made
-    daemon.store.open()
-    daemon.mqtt = RecordingLink(daemon)
-    yield daemon
-    daemon.store.close()
+    yield from daemon_in_process(tmp_path, manual_clock, ["KIA"])
 
 
 class Died(BaseException):

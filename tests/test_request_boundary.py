@@ -42,18 +42,23 @@ class RecordingLink:
         return [body for kind, topic, body in self.sent if kind == "answer" and "/response/" in (topic or "")]
 
 
-@pytest.fixture
-def daemon(tmp_path, manual_clock):
-    config = from_dict({"station": {"id": "s-1", "card_types": ["KTP_EL", "KIA"]},
+def daemon_in_process(tmp_path, clock, card_types: list[str]):
+    """A daemon's intake and store in this process, its MQTT link recording (a generator for a fixture)."""
+    config = from_dict({"station": {"id": "s-1", "card_types": card_types},
                         "store": {"path": str(tmp_path / "kartud.db"), "key_file": key_file(tmp_path)},
                         "printer": {"transport": "sim"},
                         "encoder": {"backend": "sim"}, "indicator": {"backend": "none"}})
-    daemon = Daemon(config, manual_clock)
+    daemon = Daemon(config, clock)
     daemon._state_dirty, daemon._wake = asyncio.Event(), asyncio.Event()     # what run() would have made
     daemon.store.open()
     daemon.mqtt = RecordingLink(daemon)
     yield daemon
     daemon.store.close()
+
+
+@pytest.fixture
+def daemon(tmp_path, manual_clock):
+    yield from daemon_in_process(tmp_path, manual_clock, ["KTP_EL", "KIA"])
 
 
 def request(command: str, body, mid: int) -> IncomingRequest:
