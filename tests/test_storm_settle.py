@@ -58,6 +58,7 @@ def test_the_settle_puts_right_a_fault_armed_before_it_and_every_queued_job_is_p
     # output, the ledger agreeing with the cards) held, and every job's card is in the output.
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert lines[-1] == f"storm: seed {SEED}: every check held"
+    assert (tmp_path / "storm" / "storm.log").read_text().splitlines() == lines    # the room keeps the log too
     final = next(line for line in lines if line.startswith(f"final check after op {len(ops)}: ok"))
     counts = dict(re.findall(r"(\w+)=(\d+)", final))
     assert (counts["acknowledged"], counts["printed"], counts["output"]) == (str(JOBS),) * 3

@@ -277,6 +277,18 @@ def _again_with_private_ptys(seed: int, minutes: float, directory: str, ops_file
                           sys.executable, "-m", "kartud.room.cli", *storm])
 
 
+def _kept_in(path: str) -> Callable[[str], None]:
+    """Print each line of the storm's log and keep it in the room (``storm.log``): a run that failed in CI,
+    with its output cut short there, still says which check broke and after which operation."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+    return say
+
+
 def run_storm(seed: int | None, minutes: float, directory: str, ops_file: str | None = None) -> int:
     """``kartud-sim storm``: returns 0 when every check held, 1 on a violation (printed with its seed).
     ``ops_file`` (see :func:`read_ops`) replaces the seed's plan."""
@@ -298,15 +310,15 @@ def run_storm(seed: int | None, minutes: float, directory: str, ops_file: str | 
         _again_with_private_ptys(seed, minutes, os.path.abspath(directory), ops_file)
     # SIGTERM (a test's timeout, systemd, kill) ends the storm like Ctrl-C: every process it started is stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    storm = Storm(seed, os.path.abspath(directory))
+    storm = Storm(seed, os.path.abspath(directory), say=_kept_in(os.path.join(directory, "storm.log")))
     try:
         status = storm.run(minutes, None if ops_file is None else read_ops(ops_file))
     except KeyboardInterrupt:
-        print(f"storm: seed {seed}: interrupted after op {storm.stats['ops']}; everything it started is stopped")
+        storm.say(f"storm: seed {seed}: interrupted after op {storm.stats['ops']}; everything it started is stopped")
         return 130
     s = storm.stats
-    print(f"storm: seed {seed}: {s['ops']} operations, {s['checks']} checks, {s['kills']} kills, {s['cuts']} power "
+    storm.say(f"storm: seed {seed}: {s['ops']} operations, {s['checks']} checks, {s['kills']} kills, {s['cuts']} power "
           f"cuts, {s['broker']} broker and {s['pcscd']} pcscd restarts, {s['faults']} faults, {s['unplugs']} "
           f"unplugs, {s['clock']} clock jumps; " + " ".join(f"{k}={v}" for k, v in storm.counts.items()))
-    print(f"storm: seed {seed}: {'VIOLATION' if status else 'every check held'}")
+    storm.say(f"storm: seed {seed}: {'VIOLATION' if status else 'every check held'}")
     return status
