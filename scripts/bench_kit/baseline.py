@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from floors import import_floors  # noqa: E402
 from load import Jobs, Office  # noqa: E402
 from machine import cpu_seconds, machine_facts, rss_mib, threads  # noqa: E402
-from phases import card_cost, idle  # noqa: E402
+from phases import card_cost, idle, wait_done  # noqa: E402
 from station import BASE, FAST_PRINTER, NotifySocket, STATION  # noqa: E402
 
 from kartud.hw.printer.panels import PanelSettings  # noqa: E402
@@ -72,10 +72,7 @@ def daemon_alone(broker, directory: str, cards: int, settle_s: float) -> dict:
         cpu_before, threads_before, began = cpu_seconds(process.pid), thread_cpu(process.pid), time.perf_counter()
         office.request("queue/resume", {})
         db = sqlite3.connect(f"file:{directory}/kartud.db?mode=ro", uri=True)
-        while db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('printed', 'failed')").fetchone()[0] < cards:
-            time.sleep(0.2)
-            if time.perf_counter() - began > 600:
-                raise TimeoutError("the cards did not print within 600 s")
+        wait_done(db, cards, began)
         cpu, wall = cpu_seconds(process.pid) - cpu_before, time.perf_counter() - began
         threads_after = thread_cpu(process.pid)
         printed = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'printed'").fetchone()[0]

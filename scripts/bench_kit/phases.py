@@ -135,6 +135,15 @@ def queue_and_intake(broker, directory: str, quick: bool, profile: str | None, o
     return out
 
 
+def wait_done(db: sqlite3.Connection, cards: int, began: float, limit_s: float = 600) -> None:
+    """Wait until ``cards`` jobs in the daemon's database ``db`` are printed or failed (looked at every 0.2 s);
+    a ``TimeoutError`` once ``limit_s`` have passed since ``began`` (a ``time.perf_counter()``)."""
+    while db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('printed', 'failed')").fetchone()[0] < cards:
+        time.sleep(0.2)
+        if time.perf_counter() - began > limit_s:
+            raise TimeoutError(f"the cards did not print within {limit_s} s")
+
+
 def card_cost(broker, directory: str, quick: bool) -> dict:
     """Daemon CPU time per card, printer and encoder simulated with no delay, faces in colour. The simulator
     runs inside the daemon's process: a py-spy profile tells its share, to give the daemon's own cost."""
@@ -149,10 +158,7 @@ def card_cost(broker, directory: str, quick: bool) -> dict:
         cpu_before, began = cpu_seconds(daemon.pid), time.perf_counter()
         office.request("queue/resume", {})
         db = sqlite3.connect(f"file:{directory}/kartud.db?mode=ro", uri=True)
-        while db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('printed', 'failed')").fetchone()[0] < cards:
-            time.sleep(0.2)
-            if time.perf_counter() - began > 600:
-                raise TimeoutError("the cards did not print within 600 s")
+        wait_done(db, cards, began)
         cpu = cpu_seconds(daemon.pid) - cpu_before
         wall = time.perf_counter() - began
         printed = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'printed'").fetchone()[0]
