@@ -161,13 +161,15 @@ def _one_core_rows(r: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def _per_core(r: dict, phase: str) -> list[tuple[str, dict]]:
+    """``(cores, result)`` of a phase run per core count, "2" then "1", for those the run has (``<phase>_<cores>c``)."""
+    return [(cores, r[f"{phase}_{cores}c"]) for cores in ("2", "1") if r.get(f"{phase}_{cores}c")]
+
+
 def _memory_rows(r: dict) -> list[tuple[str, str, str, str]]:
     """The memory phase (scripts/bench_kit/memory.py): RSS before, at the peak of and after a burst, per core count."""
     rows = []
-    for cores in ("2", "1"):
-        m = r.get(f"memory_{cores}c")
-        if not m:
-            continue
+    for cores, m in _per_core(r, "memory"):
         where = f"{cores} core{'s' if cores == '2' else ' (`taskset -c 0`)'}"
         rows.append((f"RSS through {m['colour_jobs']:,} colour + {m['jobs']:,} 1-bit jobs, {where}",
                      f"idle {m['idle_rss_mib']:.2f}, peak {m['peak_rss_mib']:.1f}, 5 s after "
@@ -181,10 +183,7 @@ def _memory_rows(r: dict) -> list[tuple[str, str, str, str]]:
 def _ready_rows(r: dict) -> list[tuple[str, str, str, str]]:
     """Start to READY=1 on the 100,000-job database after each kind of stop, per core count."""
     rows = []
-    for cores in ("2", "1"):
-        ready = r.get(f"ready_stops_{cores}c")
-        if not ready:
-            continue
+    for cores, ready in _per_core(r, "ready_stops"):
         clean, kill, new = ready["after_clean_stop"], ready["after_kill_stop"], ready["new_database"]
         rows.append((f"start to READY=1, 100,000 jobs ({ready['database_mib']:.0f} MiB), {cores} core(s)",
                      f"after a clean stop {clean['best_s']:.3f} s (median {clean['median_s']:.3f})",
