@@ -28,9 +28,10 @@ log = logging.getLogger(__name__)
 
 
 def paho_client(client_id: str, tls: tuple[str, str, str] | None, username: str | None,
-                password: str | None) -> mqtt.Client:
-    """An MQTT 5 paho client as the office's clients use it: quick reconnects, Nagle off, TLS and a password if given."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+                password: str | None, protocol: int = mqtt.MQTTv5) -> mqtt.Client:
+    """A paho client (MQTT 5 unless told) as the office's clients use it: quick reconnects, Nagle off, TLS and a
+    password if given."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
     client.reconnect_delay_set(0.1, 0.5)
     client.on_socket_open = lambda c, u, s: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if tls is not None:
@@ -82,13 +83,17 @@ class Answers:
 
 class OfficeClient:
     """An MQTT 5 client that talks to one station. Responses come back on a private topic matched by
-    Correlation Data; job and fault events and the retained state are collected as they arrive."""
+    Correlation Data; job and fault events and the retained state are collected as they arrive.
+
+    With ``protocol=mqtt.MQTTv311`` (a 3.1.1-only broker) a request carries no properties: it is answered on
+    ``{root}/response/<command>`` and matched only by its payload's ``request_id``, which the caller must set."""
 
     def __init__(self, host: str, port: int, root: str, client_id: str | None = None,
                  tls: tuple[str, str, str] | None = None, username: str | None = None, password: str | None = None,
-                 connect_timeout: float = 10.0):
+                 connect_timeout: float = 10.0, protocol: int = mqtt.MQTTv5):
         """``tls`` is ``(ca file, client certificate, client key)``; without it the connection is plain."""
         self.root = root
+        self.protocol = protocol
         self.client_id = client_id or f"office-{uuid.uuid4().hex[:8]}"
         # Under the station's response/ topics: the example ACL lets a box write only below its own root.
         self.reply_topic = f"{root}/response/_reply/{self.client_id}"
@@ -101,7 +106,7 @@ class OfficeClient:
         self._answers = Answers()
         self._waiting = self._answers.queues
         self._subscribed = threading.Event()
-        _connect_and_subscribe(self, host, port, tls, username, password, connect_timeout, root)
+        _connect_and_subscribe(self, host, port, tls, username, password, connect_timeout, root, protocol=protocol)
 
     def __enter__(self) -> "OfficeClient":
         return self
@@ -150,15 +155,18 @@ class OfficeClient:
     def send(self, command: str, payload: dict[str, Any] | bytes, retain: bool = False,
              correlation: bytes | None = None, expiry_s: int | None = None, wait: bool = True) -> bytes:
         """Publish a request with our reply topic (and a Message Expiry, if given); returns its correlation data.
-        With ``wait`` it returns once the broker has the request (its PUBACK), else at once (paho queues it)."""
+        With ``wait`` it returns once the broker has the request (its PUBACK), else at once (paho queues it).
+        Over MQTT 3.1.1 there are no properties: the answer is found by the payload's ``request_id``."""
         correlation = correlation or uuid.uuid4().bytes
         self._answers.expect(correlation, request_id_of(payload))
-        properties = Properties(PacketTypes.PUBLISH)
-        properties.ResponseTopic = self.reply_topic
-        properties.CorrelationData = correlation
-        properties.UserProperty = ("client", self.client_id)   # who we are, for the box's audit (unchecked)
-        if expiry_s is not None:
-            properties.MessageExpiryInterval = expiry_s
+        properties = None
+        if self.protocol == mqtt.MQTTv5:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.ResponseTopic = self.reply_topic
+            properties.CorrelationData = correlation
+            properties.UserProperty = ("client", self.client_id)   # who we are, for the box's audit (unchecked)
+            if expiry_s is not None:
+                properties.MessageExpiryInterval = expiry_s
         body = payload if isinstance(payload, bytes) else json.dumps(payload)
         info = self.client.publish(f"{self.root}/request/{command}", body, qos=1, retain=retain, properties=properties)
         if wait:
@@ -326,10 +334,10 @@ class FleetClient:
 
 
 def _connect_and_subscribe(owner, host: str, port: int, tls, username, password, connect_timeout: float, what: str,
-                           properties: Properties | None = None) -> None:
+                           properties: Properties | None = None, protocol: int = mqtt.MQTTv5) -> None:
     """Give ``owner`` (an office or fleet client) its paho client, connected, its loop thread running and its
     subscriptions made; a client that is not subscribed within ``connect_timeout`` is closed and raises."""
-    client = paho_client(owner.client_id, tls, username, password)
+    client = paho_client(owner.client_id, tls, username, password, protocol)
     client.on_connect = owner._on_connect
     client.on_message = owner._on_message
     client.on_subscribe = lambda *a: owner._subscribed.set()
