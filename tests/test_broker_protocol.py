@@ -39,6 +39,27 @@ def start_311(room: Room) -> Room:
     return room
 
 
+def submit_cut_by_a_kill(room: Room) -> tuple[dict, str]:
+    """Start the box over 3.1.1 with blanks, send a job that kills it while it handles the request (SIGKILL,
+    before any answer) and return the job and its ``request_id``; the next start runs without the crash."""
+    room.env["KARTUD_CRASH_AT"] = "while_handling@job/submit"
+    start_311(room)
+    room.receive_blanks(10)
+    job = room.job()
+    request_id = room.office.send("job/submit", job)
+    assert room.process.wait(20) == -9
+    room.env.pop("KARTUD_CRASH_AT")
+    return job, request_id
+
+
+def retry_prints_once(room: Room, job: dict, request_id: str) -> None:
+    """The office sends ``job`` again with the same ``request_id``: it is taken, and one card leaves, to the output."""
+    room.office.send("job/submit", job, request_id=request_id)
+    assert room.office.wait_answer(request_id, timeout=20)["data"]["job_id"] == job["job_id"]
+    room.wait_state(job["job_id"], "printed", timeout=30)
+    assert [c["destination"] for c in room.cards()] == ["output"]
+
+
 def test_auto_falls_back_when_a_311_broker_stays_silent_and_prints(tmp_path, amqtt):
     room = room_on(tmp_path, amqtt, "auto")
     try:
@@ -125,10 +146,7 @@ def test_on_a_311_broker_the_will_the_retained_state_and_a_request_sent_while_aw
         answer = room.office.wait_answer(request_id, timeout=20)
         assert (answer["status"], answer["error"]["code"]) == ("error", "retained_request")
         assert room.query("SELECT COUNT(*) FROM jobs") == [(0,)]
-        room.office.send("job/submit", job, request_id=request_id)
-        assert room.office.wait_answer(request_id, timeout=20)["data"]["job_id"] == job["job_id"]
-        room.wait_state(job["job_id"], "printed", timeout=30)
-        assert [c["destination"] for c in room.cards()] == ["output"]
+        retry_prints_once(room, job, request_id)
     finally:
         room.close()
 
@@ -138,21 +156,12 @@ def test_amqtt_drops_a_request_cut_by_a_kill_and_a_retry_prints_it_once(tmp_path
     same request_id is what delivers it, and it is acted on once."""
     room = room_on(tmp_path, amqtt, "auto")
     try:
-        room.env["KARTUD_CRASH_AT"] = "while_handling@job/submit"
-        start_311(room)
-        room.receive_blanks(10)
-        job = room.job()
-        request_id = room.office.send("job/submit", job)
-        assert room.process.wait(20) == -9
-        room.env.pop("KARTUD_CRASH_AT")
+        job, request_id = submit_cut_by_a_kill(room)
         start_311(room)
         assert room.office.request("status/get", {})["status"] == "ok"     # requests flow again, in order ...
         assert not room.office.answered(request_id)                         # ... and the cut one is gone
         assert room.query("SELECT COUNT(*) FROM jobs") == [(0,)]
-        room.office.send("job/submit", job, request_id=request_id)          # the office retries, as it must
-        assert room.office.wait_answer(request_id, timeout=20)["data"]["job_id"] == job["job_id"]
-        room.wait_state(job["job_id"], "printed", timeout=30)
-        assert [c["destination"] for c in room.cards()] == ["output"]
+        retry_prints_once(room, job, request_id)                            # the office retries, as it must
     finally:
         room.close()
 
@@ -160,14 +169,8 @@ def test_amqtt_drops_a_request_cut_by_a_kill_and_a_retry_prints_it_once(tmp_path
 def test_over_311_on_mosquitto_a_request_cut_by_a_kill_is_redelivered(tmp_path, broker):
     room = room_on(tmp_path, broker, "3.1.1")
     try:
-        room.env["KARTUD_CRASH_AT"] = "while_handling@job/submit"
-        start_311(room)
-        room.receive_blanks(10)
-        job = room.job()
-        request_id = room.office.send("job/submit", job)
-        assert room.process.wait(20) == -9
+        job, request_id = submit_cut_by_a_kill(room)
         assert room.query("SELECT COUNT(*) FROM jobs") == [(0,)]         # only the broker's session has it
-        room.env.pop("KARTUD_CRASH_AT")
         start_311(room)
         answer = room.office.wait_answer(request_id, timeout=20)
         assert answer["status"] == "ok" and answer["data"]["job_id"] == job["job_id"]
