@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
 
-from kartud.room.sim_room import free_port, wait_for_port
+from kartud.room.sim_room import BrokerProcess, free_port, wait_for_port
 
 AMQTT_CONF = """\
 listeners:
@@ -24,7 +23,7 @@ plugins:
 # user name (any: this plugin checks no password) to have its QoS 1 messages kept while it is away.
 
 
-class AmqttBroker:
+class AmqttBroker(BrokerProcess):
     """amqtt on a free loopback port, in its own folder: the same ``port``, ``start()``, ``kill()`` and ``stop()``
     as the mosquitto of ``PrivateBroker``. It keeps sessions and retained messages in memory only, and the
     sessions only of clients that give a user name."""
@@ -49,19 +48,6 @@ class AmqttBroker:
     def log(self) -> str:
         with open(self.log_path, errors="replace") as handle:
             return handle.read()
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 # The CONNACK a 3.1.1 server sends a CONNECT of another protocol level (MQTT-3.1.2-2): return code 1,

@@ -59,7 +59,28 @@ def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen | 
     raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
 
 
-class PrivateBroker:
+class BrokerProcess:
+    """A broker running as a child process (``self.process``, set by a subclass's ``start()``)."""
+
+    process: subprocess.Popen | None = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or power cut would."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        """SIGTERM, and SIGKILL if it has not exited within 5 s."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class PrivateBroker(BrokerProcess):
     """A real mosquitto on a free loopback port, in its own folder; ``kill()`` and ``start()`` again at will."""
 
     def __init__(self, directory: str, port: int | None = None, persistence: bool = False):
@@ -80,20 +101,6 @@ class PrivateBroker:
                                         stderr=subprocess.DEVNULL)
         wait_for_port(self.port, process=self.process)
         return self
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash or power cut would."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def sim_config(directory: str, broker_port: int, station: str = "demo-room-01", **overrides) -> str:
