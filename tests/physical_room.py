@@ -6,13 +6,12 @@ import asyncio
 import json
 import os
 import random
-import sqlite3
 import time
 from collections import Counter
 
 from card_faces import SMALL_FRONT
 from held_press import MONDAY_9, WAIT_S, closed_port
-from print_room import chip_sha
+from print_room import cards_left, chip_sha, read_only_query
 from store_fixtures import TEST_KEY, key_file
 
 from kartud.ledger.store import Store
@@ -144,11 +143,7 @@ class PhysicalRoom:
         return await self.ask("queue/resume", {})
 
     def query(self, sql: str, *args) -> list[tuple]:
-        conn = sqlite3.connect(f"file:{self.config.store.path}?mode=ro", uri=True)
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
+        return read_only_query(self.config.store.path, sql, *args)
 
     def stock(self) -> dict[str, dict[str, int]]:
         rows = self.query("SELECT card_type, received, adjusted, in_stock, reserved, printed, spoiled FROM blank_stock")
@@ -160,11 +155,7 @@ class PhysicalRoom:
 
     def cards(self) -> list[dict]:
         """Every card that physically left the simulated printer, from its own record."""
-        path = os.path.join(self.dir, "cards", "cards.jsonl")
-        if not os.path.exists(path):
-            return []
-        with open(path) as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        return cards_left(self.dir)
 
     def owners(self) -> list[tuple[str, str]]:
         """``(destination, job_id)`` of every card that left; a chipless or blank card is ``-``."""

@@ -123,19 +123,11 @@ class Room:
 
     def cards(self) -> list[dict]:
         """Every card that physically left the simulated printer, from its own record."""
-        path = os.path.join(self.dir, "cards", "cards.jsonl")
-        if not os.path.exists(path):
-            return []
-        with open(path) as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        return cards_left(self.dir)
 
     def query(self, sql: str, *args) -> list[tuple]:
         """Read the daemon's database from outside (read-only), as an auditor would."""
-        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
+        return read_only_query(self.db_path, sql, *args)
 
     def close(self) -> None:
         if self.office is not None:
@@ -143,6 +135,24 @@ class Room:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+
+
+def cards_left(directory: str) -> list[dict]:
+    """Every card that physically left the simulated printer of the room in ``directory``, from its own record."""
+    path = os.path.join(directory, "cards", "cards.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def read_only_query(db_path: str, sql: str, *args) -> list[tuple]:
+    """Rows of ``sql`` from a daemon's database, opened read-only (as an auditor would, beside the daemon)."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
 
 
 def chip_sha(job: dict) -> str:
