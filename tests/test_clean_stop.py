@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import os
-import random
 
 import pytest
 from sample_jobs import new_job
 from store_fixtures import TEST_KEY
+from test_store_opening import damage, filled_store
 
 from kartud.ledger import clean_stop
 from kartud.ledger.store import Store
 from kartud.rules.errors import StorageError
 
 FULL, SKIPPED = "quick_check", "unchanged since a clean stop"
-
-
-def _filled(path: str, clock) -> Store:
-    store = Store(path, clock, key=TEST_KEY)
-    store.open()
-    store.receive_blanks("B-1", "KTP_EL", 50, None)
-    for serial in range(1, 13):
-        store.submit_job(new_job(serial))
-    return store
-
-
-def _damage(path: str, seed: int = 1) -> None:
-    """Random bytes over two pages in the middle of the file, as a failing disk or a stray write leaves them."""
-    page = 4096
-    start = max(page, os.path.getsize(path) // 2 // page * page)
-    with open(path, "r+b") as handle:
-        handle.seek(start)
-        handle.write(random.Random(seed).randbytes(2 * page))
 
 
 def _reopened(path: str, clock) -> Store:
@@ -43,7 +25,7 @@ def _reopened(path: str, clock) -> Store:
 def test_after_a_clean_stop_the_next_start_skips_the_full_check_and_the_one_after_a_crash_does_not(
         tmp_path, manual_clock):
     path = str(tmp_path / "kartud.db")
-    _filled(path, manual_clock).close(clean=True)
+    filled_store(path, manual_clock).close(clean=True)
     assert os.path.exists(clean_stop.note_path(path))
     store = _reopened(path, manual_clock)
     assert store.start_check == SKIPPED
@@ -57,9 +39,9 @@ def test_after_a_clean_stop_the_next_start_skips_the_full_check_and_the_one_afte
 @pytest.mark.parametrize("stop", ["clean", "crash"])
 def test_a_damaged_database_is_refused_after_a_clean_stop_and_after_a_crash(tmp_path, manual_clock, stop):
     path = str(tmp_path / "kartud.db")
-    _filled(path, manual_clock).close(clean=stop == "clean")
+    filled_store(path, manual_clock).close(clean=stop == "clean")
     assert os.path.exists(clean_stop.note_path(path)) == (stop == "clean")
-    _damage(path)
+    damage(path)
     with pytest.raises(StorageError) as caught:
         _reopened(path, manual_clock)
     assert "damaged" in str(caught.value) and path in str(caught.value)
@@ -68,10 +50,10 @@ def test_a_damaged_database_is_refused_after_a_clean_stop_and_after_a_crash(tmp_
 
 def test_a_damaged_personal_data_file_is_refused_after_a_clean_stop(tmp_path, manual_clock):
     path = str(tmp_path / "kartud.db")
-    store = _filled(path, manual_clock)
+    store = filled_store(path, manual_clock)
     personal = store.personal.path
     store.close(clean=True)
-    _damage(personal, seed=2)
+    damage(personal, seed=2)
     with pytest.raises(StorageError) as caught:
         _reopened(path, manual_clock)
     assert personal in str(caught.value)
@@ -79,7 +61,7 @@ def test_a_damaged_personal_data_file_is_refused_after_a_clean_stop(tmp_path, ma
 
 def test_a_file_cut_short_or_put_back_after_a_clean_stop_gets_the_full_check(tmp_path, manual_clock):
     path = str(tmp_path / "kartud.db")
-    _filled(path, manual_clock).close(clean=True)
+    filled_store(path, manual_clock).close(clean=True)
     with open(path, "rb") as handle:
         original = handle.read()
     with open(path, "wb") as handle:       # the same bytes written back: a write all the same
@@ -94,7 +76,7 @@ def test_a_file_cut_short_or_put_back_after_a_clean_stop_gets_the_full_check(tmp
 
 def test_an_unreadable_note_is_no_note(tmp_path, manual_clock):
     path = str(tmp_path / "kartud.db")
-    _filled(path, manual_clock).close(clean=True)
+    filled_store(path, manual_clock).close(clean=True)
     with open(clean_stop.note_path(path), "w") as handle:
         handle.write("{not json")
     store = _reopened(path, manual_clock)
@@ -126,7 +108,7 @@ def test_the_daemon_never_reports_ready_on_a_damaged_database_after_either_stop(
     else:
         room.kill()
         assert not os.path.exists(clean_stop.note_path(room.db_path))
-    _damage(room.db_path)
+    damage(room.db_path)
     messages = _cannot_start(room, notify_socket)
     assert "READY=1" not in messages
     last = room.log().splitlines()[-1]
@@ -146,7 +128,7 @@ def test_the_daemon_after_a_clean_stop_starts_on_the_schema_check_only(room, not
 def test_a_commit_that_failed_between_the_two_files_leaves_no_note_and_the_next_start_puts_them_in_step(
         tmp_path, manual_clock):
     path = str(tmp_path / "kartud.db")
-    store = _filled(path, manual_clock)
+    store = filled_store(path, manual_clock)
 
     def fail(what: str) -> None:
         raise OSError("the ledger's disk went away")    # the personal-data file has committed, the ledger not

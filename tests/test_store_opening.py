@@ -88,30 +88,35 @@ def test_a_database_from_a_newer_kartud_is_refused(tmp_path, manual_clock):
         conn.close()
 
 
-def _real_db_with_pages(path: str, clock) -> int:
+PAGE = 4096
+
+
+def filled_store(path: str, clock) -> Store:
+    """An open store whose file has pages worth damaging: 50 blanks received and 12 jobs submitted."""
     store = Store(path, clock, key=TEST_KEY)
     store.open()
     store.receive_blanks("B-1", "KTP_EL", 50, None)
     for serial in range(1, 13):
         store.submit_job(new_job(serial))
-    store.close()  # the last connection closes: the WAL is checkpointed into the file
-    assert not os.path.exists(path + "-wal") or os.path.getsize(path + "-wal") == 0
-    page_size = 4096
-    size = os.path.getsize(path)
-    assert size >= 8 * page_size, size
-    return size
+    return store
+
+
+def damage(path: str, where: float = 0.5, seed: int = 1) -> None:
+    """Random bytes over two pages at ``where`` (a fraction of the file, never its first page), as a failing disk
+    or a stray write leaves them."""
+    start = max(PAGE, int(os.path.getsize(path) * where) // PAGE * PAGE)
+    with open(path, "r+b") as handle:
+        handle.seek(start)
+        handle.write(random.Random(seed).randbytes(2 * PAGE))
 
 
 @pytest.mark.parametrize("where", [0.25, 0.5, 0.75])
 def test_a_corrupted_database_fails_open_with_storage_error(tmp_path, manual_clock, where):
     path = str(tmp_path / "kartud.db")
-    size = _real_db_with_pages(path, manual_clock)
-    page_size = 4096
-    start = max(page_size, int(size * where) // page_size * page_size)
-    garbage = random.Random(int(where * 100)).randbytes(2 * page_size)
-    with open(path, "r+b") as handle:
-        handle.seek(start)
-        handle.write(garbage)
+    filled_store(path, manual_clock).close()  # the last connection closes: the WAL is checkpointed into the file
+    assert not os.path.exists(path + "-wal") or os.path.getsize(path + "-wal") == 0
+    assert os.path.getsize(path) >= 8 * PAGE, os.path.getsize(path)
+    damage(path, where, seed=int(where * 100))
     broken = Store(path, manual_clock, key=TEST_KEY)
     with pytest.raises(StorageError) as caught:
         broken.open()
