@@ -9,12 +9,18 @@ from physical_room import PhysicalRoom, ledger_matches_printer
 from printer_fixtures import UsbRoom, wait_until
 
 
+async def settled_after(tmp_path, step: str, fault: str, job_types=("KTP_EL",)) -> PhysicalRoom:
+    """A room whose printer meets ``fault`` at ``step`` of the first card, started and left to stand still."""
+    room = PhysicalRoom(tmp_path, job_types=job_types)
+    room.sim.arm(step, fault)
+    room.start()
+    await room.quiet()
+    return room
+
+
 def test_a_full_hopper_at_the_eject_holds_the_card_and_ejects_the_same_card_when_emptied(tmp_path):
     async def scenario():
-        room = PhysicalRoom(tmp_path, job_types=["KTP_EL"])
-        room.sim.arm("eject", "hopper_full")
-        room.start()
-        await room.quiet()
+        room = await settled_after(tmp_path, "eject", "hopper_full")
         assert "hopper_full" in room.daemon.faults
         assert room.sim.position == "print" and room.cards() == []        # waiting inside, not rejected
         assert room.states() == {"j-1": "printing"}
@@ -33,10 +39,7 @@ def test_a_full_hopper_at_the_eject_holds_the_card_and_ejects_the_same_card_when
 
 def test_a_stop_while_the_hopper_is_full_leaves_the_card_inside_for_the_next_start(tmp_path):
     async def scenario():
-        room = PhysicalRoom(tmp_path, job_types=["KTP_EL"])
-        room.sim.arm("eject", "hopper_full")
-        room.start()
-        await room.quiet()
+        room = await settled_after(tmp_path, "eject", "hopper_full")
         assert await room.stop() == 0                                     # not held for ever by the wait
         return room
 
@@ -47,10 +50,7 @@ def test_a_stop_while_the_hopper_is_full_leaves_the_card_inside_for_the_next_sta
 
 def test_a_card_left_inside_over_an_unplug_is_charged_to_its_own_job_never_the_next(tmp_path):
     async def scenario():
-        room = PhysicalRoom(tmp_path, job_types=["KTP_EL", "KTP_EL"])
-        room.sim.arm("print", "unplugged")                                # the cable pulled mid-card
-        room.start()
-        await room.quiet()
+        room = await settled_after(tmp_path, "print", "unplugged", ["KTP_EL", "KTP_EL"])   # the cable pulled mid-card
         assert room.states() == {"j-1": "in_doubt", "j-2": "queued"}
         assert room.sim.position is not None                              # j-1's card is still inside
         room.sim.clear("unplugged")                                       # plugged back in
