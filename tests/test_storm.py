@@ -217,3 +217,17 @@ def test_seed_16003_the_printer_takes_unplug_as_soon_as_it_says_it_is_on(tmp_pat
             assert send_command(control, "replug") == "ok"
         finally:
             printer.stop()
+
+
+def test_a_settle_that_fails_says_why_the_queue_stood_still_in_the_daemons_words():
+    from kartud.room.storm import describe_state
+
+    state = {"mode": "waiting", "reason": "cleaning_due", "faults": [{"code": "cover_open", "since": "x"}],
+             "queue": {"queued": 5, "in_doubt": 0}, "blanks": {"KTP_EL": {"in_stock": 90, "low": False}},
+             "next_print_at": None, "printer": {"connected": True, "cards_until_cleaning": 0},
+             "encoder": {"connected": False, "reader": "r"}}
+    line = describe_state(state)
+    for part in ("mode=waiting", "reason=cleaning_due", "faults=['cover_open']", "'queued': 5", "'in_stock': 90",
+                 "printer connected=True", "cards_until_cleaning=0", "encoder connected=False"):
+        assert part in line
+    assert describe_state({}).startswith("mode=None reason=None faults=[]")      # a partial document still prints

@@ -33,6 +33,7 @@ class Storm:
                       "clock": 0, "checks": 0}
         self.true_offset = 0
         self.counts: dict[str, int] = {}         # the last check's counts
+        self.last_state: dict = {}               # the last state document the settle read
 
     def start(self) -> None:
         self.rig.start()
@@ -241,12 +242,17 @@ class Storm:
                 last, deadline = counts, time.monotonic() + SETTLE_S
             time.sleep(1.0)
         self.rig.daemon.stop()
-        return self._checked(number, final=True)
+        held = self._checked(number, final=True)
+        if not held and self.last_state:              # why the queue stood still, as the daemon last said it
+            self.say(f"storm: the daemon's last state: {describe_state(self.last_state)}")
+        return held
 
     def _queue_empty(self) -> bool:
         """Nothing queued, in doubt or on the press, by the state document."""
         status = self.office.send(self.stats["ops"], 0, "status/get", {}, {"ok"})
         data = (self.office.wait(status, 3.0) or {}).get("data") or {}
+        if data:
+            self.last_state = data
         queue = data.get("queue") or {}
         return bool(data) and queue.get("queued") == 0 and queue.get("in_doubt") == 0 and data.get("mode") != "printing"
 
@@ -275,6 +281,16 @@ def _again_with_private_ptys(seed: int, minutes: float, directory: str, ops_file
         storm += ["--ops-file", os.path.abspath(ops_file)]
     os.execvp("unshare", ["unshare", "--mount", "--propagation", "private", "sh", "-c", PTS_SCRIPT, "sh",
                           sys.executable, "-m", "kartud.room.cli", *storm])
+
+
+def describe_state(state: dict) -> str:
+    """The parts of a state document that say why a queue stands still, on one line."""
+    printer, encoder = state.get("printer") or {}, state.get("encoder") or {}
+    return ("mode={} reason={} faults={} queue={} blanks={} next_print_at={} printer connected={} "
+            "cards_until_cleaning={} encoder connected={}".format(
+                state.get("mode"), state.get("reason"), [f.get("code") for f in state.get("faults") or []],
+                state.get("queue"), state.get("blanks"), state.get("next_print_at"), printer.get("connected"),
+                printer.get("cards_until_cleaning"), encoder.get("connected")))
 
 
 def _kept_in(path: str) -> Callable[[str], None]:
