@@ -62,3 +62,27 @@ def test_the_settle_puts_right_a_fault_armed_before_it_and_every_queued_job_is_p
     final = next(line for line in lines if line.startswith(f"final check after op {len(ops)}: ok"))
     counts = dict(re.findall(r"(\w+)=(\d+)", final))
     assert (counts["acknowledged"], counts["printed"], counts["output"]) == (str(JOBS),) * 3
+
+
+@pytest.mark.timeout(SETTLE_S + 240)
+def test_jobs_held_while_the_clock_was_behind_print_once_the_clock_is_set_with_nothing_else_happening(tmp_path):
+    """Seed 976230878 (a CI storm, 2026-12-02; replayed by hand it did it again): the wall clock jumped 23 hours back,
+    so the station stopped with ``clock_not_set``; the settle set the clock right, and the queue stood still for
+    good. The press had decided ``clock_not_set`` and waited for an event, and a clock being set is none (on a box:
+    NTP setting the clock of a Pi that booted without one). It now looks again every few seconds while the
+    clock is behind."""
+    ops = [{"kind": "blanks", "args": {"client": 0, "batch": 2, "count": 20}}]
+    ops += [{"kind": "submit", "args": {"client": 0, "job": n, "priority": 0}} for n in (1, 2)]
+    ops += [{"kind": "pause", "args": {"seconds": 4.0}},
+            {"kind": "clock", "args": {"jump": "back", "offset_s": -82800}}]
+    ops += [{"kind": "submit", "args": {"client": n % 3, "job": n, "priority": 0}} for n in range(3, JOBS + 1)]
+    ops += [{"kind": "pause", "args": {"seconds": 3.0}}]
+    run = play(ops, tmp_path / "storm")
+    print(run.stdout[-3000:])
+    # The clock did stop the station (else this test shows nothing), and then every job was printed once.
+    assert "station fault (clock_not_set)" in (tmp_path / "storm" / "daemon.log").read_text()
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    final = next(line for line in lines if line.startswith(f"final check after op {len(ops)}: ok"))
+    counts = dict(re.findall(r"(\w+)=(\d+)", final))
+    assert (counts["acknowledged"], counts["printed"], counts["output"]) == (str(JOBS),) * 3

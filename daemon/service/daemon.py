@@ -40,6 +40,9 @@ log = logging.getLogger("kartud")
 STATE_MIN_INTERVAL_S = 0.5     # the contract: state at most 2 a second
 STATE_MAX_INTERVAL_S = 60.0    # and at least once a minute of clock time
 PRESS_SETTLE_S = 0.1          # real seconds between two decisions of the press, at most ten a second
+# Real seconds the press waits at most before deciding again, so that a wall clock set meanwhile (NTP after an
+# RTC-less boot, a person's date) is seen: nothing else wakes it then. Shorter while the clock is behind.
+CLOCK_RECHECK_S, CLOCK_NOT_SET_RECHECK_S = 60.0, 2.0
 
 
 async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
@@ -213,13 +216,11 @@ class Daemon:
                 if job is not None:
                     await self.press.run(job)
                     continue
-            wait = None
-            if decision.next_print_at is not None:
-                wait = self.clock.real_seconds((decision.next_print_at - self.clock.now()).total_seconds())
-            if next_expiry is not None:
-                until_expiry = self.clock.real_seconds((next_expiry - self.clock.now()).total_seconds())
-                wait = until_expiry if wait is None else min(wait, until_expiry)
-            await wait_event(self._wake, None if wait is None else max(wait, 0.05))
+            wait = CLOCK_NOT_SET_RECHECK_S if decision.reason == "clock_not_set" else CLOCK_RECHECK_S
+            for instant in (decision.next_print_at, next_expiry):
+                if instant is not None:
+                    wait = min(wait, self.clock.real_seconds((instant - self.clock.now()).total_seconds()))
+            await wait_event(self._wake, max(wait, 0.05))
             # A burst of submissions wakes us once per job: decide at most every PRESS_SETTLE_S, so the
             # cost of deciding does not grow with the burst.
             await wait_event(self._stopping, min(PRESS_SETTLE_S, self.clock.real_seconds(1.0)))
