@@ -172,7 +172,8 @@ def test_unplug_and_replug_reconnects_by_itself_with_the_parked_card_still_there
 ])
 def test_a_bad_reply_is_a_clear_error_within_the_timeout_and_the_link_recovers(kind, reply, expected, tmp_path,
                                                                                 manual_clock, firmware):
-    settings = EvolisSettings(reply_timeout_s=0.3, move_timeout_s=0.3)
+    # No reply at all leaves the line quiet before the next command (the test below): short here.
+    settings = EvolisSettings(reply_timeout_s=0.3, move_timeout_s=0.3, quiet_before_retry_s=0.2)
     with link(kind, tmp_path, manual_clock, settings=settings, firmware=firmware) as joined:
         printer = joined.printer
         assert printer.status().connected
@@ -183,6 +184,7 @@ def test_a_bad_reply_is_a_clear_error_within_the_timeout_and_the_link_recovers(k
             printer.insert_card(True)
         assert time.monotonic() - started < 1.5
         assert failed.value.code == "printer_disconnected"
+        time.sleep(settings.quiet_before_retry_s)
         status = printer.status()                         # reconnects, and sees the card the printer did feed
         assert status.connected and status.card_inside
         printer.reject()
@@ -255,3 +257,31 @@ def test_the_head_heats_with_cards_in_a_row_and_cools_with_time(tmp_path, manual
         sim.clock.advance(600)                           # ten minutes' rest
         assert printer.status().faults == ()
         print_one(printer)
+
+
+def test_a_printer_holding_half_a_download_from_a_dead_host_is_left_quiet_until_it_drops_it(tmp_path, manual_clock):
+    """Found by the storm (seed 860973583): the daemon was killed in the middle of a panel download and its
+    successor asked ``Rtp`` at every poll. The printer took each question as more of the panel and answered
+    nothing, and the polls never left the 5 s of silence after which it drops a half frame: disconnected for good.
+    After a command met no reply at all, the driver now leaves the line silent for QUIET_BEFORE_RETRY_S."""
+    import os
+
+    from kartud.hw.printer import protocol as p
+    from kartud.hw.printer.evolis import QUIET_BEFORE_RETRY_S
+
+    settings = EvolisSettings(reply_timeout_s=0.5, move_timeout_s=0.5)
+    with link("serial", tmp_path, manual_clock, settings=settings) as joined:
+        assert joined.sim._parser.stale_after < QUIET_BEFORE_RETRY_S
+        dead_host = os.open(joined.server.link_path, os.O_WRONLY | os.O_NOCTTY)
+        os.write(dead_host, p.download_panel("y", 6, bytes(600))[:300])      # the host died 300 bytes in
+        os.close(dead_host)
+        printer = joined.printer
+        started, statuses = time.monotonic(), []
+        while time.monotonic() - started < 20:                                # polls as the daemon makes them
+            statuses.append(printer.status())
+            if statuses[-1].connected:
+                break
+            time.sleep(0.2)
+        assert not statuses[0].connected and statuses[0].extra["reason"].startswith("no reply to Rtp")
+        assert statuses[-1].connected, "the printer never answered again"
+        assert joined.sim._parser.dropped_frames == 1                       # it dropped the half download

@@ -17,6 +17,11 @@ from .transport import Transport, TransportGone
 
 log = logging.getLogger("kartud.printer")
 
+# After a command got no reply at all, the line is left silent this long before the next: a printer
+# still holding half a panel download from a host that died takes every byte sent meanwhile as that panel's
+# data, and answers nothing, until it drops the frame after some seconds of silence (the simulator: 5 s,
+# FrameParser.stale_after; a real Evolis's figure is not documented). Probing every poll kept it busy forever.
+QUIET_BEFORE_RETRY_S = 6.0
 SENSOR_THRESHOLD_V = 2.5     # Rse: about 5 V when the feeder holds cards / the cover is closed, 0 V otherwise
 # The status reads not every printer knows (the 2003 guide's Rse knows only c, m, o, p, r): what each one is.
 # Cleaning is read as the VB sample reads it (Rlr;c, Rco;r), else as the 2003 guide does (Rlr;r).
@@ -37,6 +42,7 @@ class EvolisSettings:
     setup_commands: tuple[str, ...] = SETUP_COMMANDS
     status_command: str = STATUS_COMMAND
     card_error_mode: int | None = CARD_ERROR_MODE    # Pem for each card, the printer's own mode put back after
+    quiet_before_retry_s: float = QUIET_BEFORE_RETRY_S  # silence on the line after a command met no reply at all
 
 
 class EvolisPrinter(ErrorModeMixin, Printer):
@@ -63,6 +69,7 @@ class EvolisPrinter(ErrorModeMixin, Printer):
         self._lock = threading.RLock()
         self._ready = False
         self._lost_reason: str | None = None
+        self._quiet_until = 0.0                 # monotonic: no byte goes to the printer before this (see above)
         self._unsupported: set[str] = set()     # reads this printer answered ERROR CDE or ERR PARAMETRES
         self._counters: dict[str, int] = {}
         self._until_cleaning: int | None = None     # Rco;r: cards until the printer asks for cleaning
@@ -80,6 +87,8 @@ class EvolisPrinter(ErrorModeMixin, Printer):
             return
         self._ready = False
         self.transport.close()
+        if time.monotonic() < self._quiet_until:
+            raise self._disconnected(self._lost_reason or "waiting for the line to go quiet")
         try:
             self.transport.open()
         except TransportGone as exc:
@@ -121,6 +130,8 @@ class EvolisPrinter(ErrorModeMixin, Printer):
         except TransportGone as exc:
             raise self._disconnected(str(exc)) from None
         except p.ProtocolError as exc:
+            if isinstance(exc, p.NoReply):
+                self._quiet_until = time.monotonic() + self.settings.quiet_before_retry_s
             self._disconnected(str(exc))
             raise
 
@@ -137,7 +148,7 @@ class EvolisPrinter(ErrorModeMixin, Printer):
                 if text:
                     raise p.ProtocolError(f"the reply to {what} was cut short: {len(text)} bytes and no end "
                                           f"within {timeout_s:g} s")
-                raise p.ProtocolError(f"no reply to {what} within {timeout_s:g} s")
+                raise p.NoReply(f"no reply to {what} within {timeout_s:g} s")
             received += self.transport.read(remaining)
 
     def _command(self, frame: bytes, what: str, timeout_s: float | None = None) -> None:

@@ -78,6 +78,11 @@ class ProtocolError(PrinterFault):
         super().__init__("printer_disconnected", message)
 
 
+class NoReply(ProtocolError):
+    """Not one byte of an answer came in time: the printer is off, unplugged, or busy taking what it was
+    sent as something else (the rest of a panel download)."""
+
+
 def encode(name: str, *params: str | int, payload: bytes | None = None) -> bytes:
     """One command frame: ``ESC name;p1;...;pN CR``, with ``payload`` raw after the last ``;``.
 
