@@ -40,8 +40,7 @@ log = logging.getLogger("kartud")
 STATE_MIN_INTERVAL_S = 0.5     # the contract: state at most 2 a second
 STATE_MAX_INTERVAL_S = 60.0    # and at least once a minute of clock time
 PRESS_SETTLE_S = 0.1          # real seconds between two decisions of the press, at most ten a second
-# Real seconds the press waits at most before deciding again, so that a wall clock set meanwhile (NTP after an
-# RTC-less boot, a person's date) is seen: nothing else wakes it then. Shorter while the clock is behind.
+# The press's longest wait (real s), shorter while the clock is behind: a clock being set (NTP) wakes nothing else.
 CLOCK_RECHECK_S, CLOCK_NOT_SET_RECHECK_S = 60.0, 2.0
 
 
