@@ -82,3 +82,15 @@ def test_reads_and_writes_leave_the_port_settings_alone(line, monkeypatch):
         assert transport.read(5.0) == reply
         assert transport.read(0.0) == b""
     assert changes == []
+
+
+def test_a_url_without_a_device_file_still_reads_and_writes_through_pyserial():
+    # loop:// (and socket://) have no fd; loop://'s fileno() raises: the select path must not be taken.
+    transport = SerialTransport("loop://", 115200)
+    transport.open()
+    try:
+        transport.write(b"\x1bRtp\r", 1.0)
+        assert transport.read(1.0) == b"\x1bRtp\r"
+        assert transport.read(0.05) == b""
+    finally:
+        transport.close()

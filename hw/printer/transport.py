@@ -129,13 +129,15 @@ class SerialTransport(Transport):
         try:
             # The wait is a select on the port, so its timeout stays 0 from open() on: pyserial's timeout
             # setter reconfigures the port (flock, tcgetattr, tcsetattr if a setting differs), twice a read.
-            # URLs without a file (loop://, rfc2217://) still wait through pyserial's timeout.
-            if not hasattr(port, "fileno"):
+            # URLs (socket://, loop://) have no device file (pyserial's ``fd``; their ``fileno`` may raise)
+            # and still wait through pyserial's timeout, as the write above decides too.
+            fd = getattr(port, "fd", None)
+            if fd is None:
                 port.timeout = max(0.0, timeout_s)
                 first = port.read(1)
                 port.timeout = 0
                 return first + port.read(port.in_waiting or 0) if first else b""
-            if not select.select([port.fileno()], [], [], max(0.0, timeout_s))[0]:
+            if not select.select([fd], [], [], max(0.0, timeout_s))[0]:
                 return b""
             # Ready with nothing waiting is how a vanished device looks: pyserial's read then raises.
             return port.read(port.in_waiting or 1)
