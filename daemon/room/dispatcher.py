@@ -12,7 +12,8 @@ When a station's Last Will arrives (or its bridge's), its jobs split in two:
   database and prints there when it can; it stays, and is never sent anywhere else;
 - **never acknowledged**: every ``job/submit`` carries an MQTT 5 Message Expiry of
   ``deliver_within_s``, after which the broker drops the request, queued or in flight, so the old
-  station can no longer receive it. Once that time has passed the job goes to another station.
+  station can no longer receive it. Once that time, and the broker's own second of slack
+  (``BROKER_EXPIRY_SLACK_S``), has passed the job goes to another station.
 
 What this cannot see: a station that committed a job and lost its link (or died) in the milliseconds
 before its answer left. docs/fleet.md says how the dispatcher finds that case (``late``) and what an
@@ -47,6 +48,12 @@ UNAVAILABLE_MODES = ("fault", "paused")
 FINISHED = ("printed", "failed", "cancelled", "expired")
 # A job in one of these states is still waiting at its station (sent, or known to be queued there).
 WAITING_THERE = ("sent", "acknowledged", "queued")
+# mosquitto (2.0.11 here) keeps a Message Expiry in whole seconds of its wall clock (expires at
+# floor(now) + interval, dropped only once its clock is past that) and in the last second still sends
+# the message, then with no expiry at all (a remaining 0 is no property): a request can reach a station
+# up to one second after its interval. Re-routing waits that second and half of one for the broker's
+# own delays (tests/test_dispatcher.py shows the late delivery on the real broker).
+BROKER_EXPIRY_SLACK_S = 1.5
 
 
 @dataclass
@@ -74,6 +81,9 @@ class Dispatcher:
     def __init__(self, fleet: FleetClient, deliver_within_s: float = 60.0, clock=time.monotonic):
         self.fleet = fleet
         self.deliver_within_s = deliver_within_s
+        self.expiry_s = max(1, round(deliver_within_s))    # what the broker is told, in whole seconds
+        # After this long unanswered, no broker can still hand the request to its station.
+        self.undeliverable_after_s = self.expiry_s + BROKER_EXPIRY_SLACK_S
         self.clock = clock
         self.placements: dict[str, Placement] = {}
         self.rerouted: list[tuple[str, str, str]] = []   # (job_id, from station, to station)
@@ -143,7 +153,7 @@ class Dispatcher:
         if station not in placement.stations:
             placement.stations.append(station)
         payload = {**placement.job, "request_id": f"dispatch-{placement.job['job_id']}-{placement.attempt}"}
-        placement.correlation = self.fleet.send(station, "job/submit", payload, expiry_s=self.deliver_within_s,
+        placement.correlation = self.fleet.send(station, "job/submit", payload, expiry_s=self.expiry_s,
                                                 wait=False)
         self._sent[placement.correlation] = placement.job["job_id"]
         return station
@@ -195,7 +205,7 @@ class Dispatcher:
             for placement in self.placements.values():
                 if placement.state == "waiting":
                     self._place(placement)
-                elif placement.state != "sent" or now < placement.sent_at + self.deliver_within_s:
+                elif placement.state != "sent" or now < placement.sent_at + self.undeliverable_after_s:
                     continue
                 elif self.fleet.reachable(placement.station):
                     # Up but silent past the expiry (the broker dropped the request): the same station again,
