@@ -246,7 +246,7 @@ class Press:
         """The feed failed. Only when the printer shows no card inside did nothing move: then the blank
         goes back to stock and the attempt does not count."""
         host, store = self.host, self.host.store
-        status = await self._status()
+        status = await self._status_once_back()
         if status is None or not status.connected:          # the feed may have happened; its answer was lost
             await self._in_doubt(job_id, f"feed_unknown:{fault.code}")
         elif status.card_inside:                            # jammed while feeding: that blank is spent
@@ -268,6 +268,22 @@ class Press:
         except PrinterFault:
             return None
 
+    async def _status_once_back(self):
+        """The status after the link was lost mid-card, asked again every poll interval for as long as the
+        printer may take to answer by itself (``Printer.answers_again_within_s``: the driver keeps the line
+        quiet after a lost reply). Asked only once, one late reply made a card's fate unknown and its job
+        wait for a person. None or not connected: still gone (or the daemon is stopping)."""
+        status = await self._status()
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + getattr(self.host.printer, "answers_again_within_s", 0.0)
+        while (status is None or not status.connected) and loop.time() < give_up_at:
+            try:
+                await asyncio.wait_for(self.stopping.wait(), self.host.config.printer.status_poll_s)
+                return status
+            except asyncio.TimeoutError:
+                status = await self._status()
+        return status
+
     async def _in_doubt(self, job_id: str, why: str) -> None:
         view = await self.host.db(self.host.store.mark_in_doubt, job_id, why)
         self.card_left_by = job_id
@@ -283,7 +299,7 @@ class Press:
         with no card inside means the card already left (an eject whose answer was lost), so in doubt."""
         host, store = self.host, self.host.store
         if check_first:
-            status = await self._status()
+            status = await self._status_once_back()
             if status is None or not status.connected or not status.card_inside:
                 await self._in_doubt(job_id, f"card_unaccounted:{reason}")
                 return

@@ -49,6 +49,11 @@ class Printer:
     then ``eject`` to the output hopper, or ``reject`` to the reject box at any point.
     """
 
+    # How long after the link was lost (a reply that never came) the printer may take to answer again with
+    # nobody touching it: a driver may hold the line quiet meanwhile. The daemon asks again until then
+    # before it calls the fate of a card inside unknown.
+    answers_again_within_s: float = 0.0
+
     def status(self) -> PrinterStatus:
         raise NotImplementedError
 

@@ -63,6 +63,8 @@ class EvolisPrinter(ErrorModeMixin, Printer):
     def __init__(self, transport: Transport, settings: EvolisSettings | None = None):
         self.transport = transport
         self.settings = settings or EvolisSettings()
+        # The quiet after a lost reply, then the reconnect's reads.
+        self.answers_again_within_s = self.settings.quiet_before_retry_s + 2 * self.settings.reply_timeout_s
         self.model = ""
         self.serial = ""
         self.firmware = ""
