@@ -39,6 +39,8 @@ def test_a_submitted_job_is_printed_and_the_office_sees_it_all(room):
     assert state["blanks"]["KTP_EL"] == {"in_stock": 9, "low": True}
     assert set(state) >= {"station", "version", "at", "mode", "reason", "faults", "today", "next_print_at", "queue",
                           "blanks", "printer", "encoder"}
+    # Without mqtt.tls_ca it never loaded Python's ssl, nor OpenSSL's libssl (1.1 MiB: kartud.service.cli).
+    assert "libssl" not in open(f"/proc/{room.process.pid}/maps").read()
 
 
 def test_a_second_job_for_a_record_is_refused_and_changes_nothing(room):

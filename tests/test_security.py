@@ -27,6 +27,7 @@ def test_a_box_prints_over_tls_with_its_certificate_and_the_shipped_acl(tmp_path
         job = room.job()
         assert room.submit(job)["status"] == "ok"
         assert room.wait_state(job["job_id"], "printed")["job"]["card_uid"]
+        assert "libssl" in open(f"/proc/{room.process.pid}/maps").read()   # loaded because TLS is configured
     finally:
         room.close()
 

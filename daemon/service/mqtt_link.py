@@ -22,6 +22,12 @@ from ..service.broker_protocol import MQTT5, UNSUPPORTED_VERSION, ProtocolChoice
 from ..service.office_link import OfficeLink, error_words, lost_words, refusal_words
 
 log = logging.getLogger("kartud.mqtt")
+if mqtt.ssl is None:
+    # kartud.service.cli kept ``ssl`` out (no TLS configured). paho then still names ssl's exceptions in
+    # its socket reads and writes, so every EAGAIN would end in AttributeError: classes nothing raises
+    # stand in for those names (the TLS calls themselves are never made without mqtt.tls_ca).
+    mqtt.ssl = type("NoTls", (), {name: type(name, (OSError,), {}) for name in (
+        "SSLWantReadError", "SSLWantWriteError", "CertificateError", "SSLError")})
 MAX_TRACKED = 100_000     # publishes awaiting their PUBACK whose topic is kept, to name it if the broker refuses
 
 

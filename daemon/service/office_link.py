@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
-import ssl
+import sys
 from datetime import datetime
 from typing import Any, Callable
 
@@ -34,9 +34,10 @@ def error_words(exc: BaseException, where: str) -> str:
     >>> error_words(ConnectionRefusedError(111, "Connection refused"), "10.0.0.5:8883")
     'connection refused at 10.0.0.5:8883'
     """
-    if isinstance(exc, ssl.SSLCertVerificationError):
+    ssl = sys.modules.get("ssl")        # loaded only when the link speaks TLS (kartud.service.cli)
+    if ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS: {(exc.verify_message or exc.reason or str(exc)).rstrip('.')} (the broker at {where})"
-    if isinstance(exc, ssl.SSLError):
+    if ssl is not None and isinstance(exc, ssl.SSLError):
         reason = (exc.reason or str(exc)).lower().replace("_", " ").replace("sslv3 alert ", "")
         return f"TLS: {reason} (the broker at {where})"
     if isinstance(exc, ConnectionRefusedError):
