@@ -61,7 +61,8 @@ class Intake:
 
     Before a batch is handled its messages are marked in hand, in one transaction, and released once
     answered; submissions' marks go in the transaction that commits their jobs, their answers sent
-    right after it (a death in between is answered from the ledger when the message comes back). A message that died with the process once is handled alone; twice, it is quarantined."""
+    right after it (a death in between is answered from the ledger when the message comes back). A
+    message that died with the process once is handled alone; twice, it is quarantined."""
 
     def __init__(self, host: IntakeHost):
         self.host = host
@@ -229,17 +230,16 @@ class Intake:
 
         async def commit_pending() -> None:
             prepared = []                                   # (index, request_id, job) of the valid ones
-            answered = []                                   # sha256s of those answered from the commit on
+            # Every one is answered from the commit on: the valid ones by it, a refusal by its content alone
+            # (so again if it comes back), a defect's mark went with the quarantine.
+            answered = [self._sha(batch[index]) for index, _, _ in pending]
             for index, request_id, validation in pending:
                 try:
                     prepared.append((index, request_id, await validation))
-                    answered.append(self._sha(batch[index]))
-                except CommandError as error:               # refused by its content alone: so again if it comes back
+                except CommandError as error:
                     responses[index] = _with_id(request_id, {"status": "error", "error": error.as_error()})
-                    answered.append(self._sha(batch[index]))
                 except Exception as exc:
                     responses[index] = await self._defect(exc, batch[index], request_id)
-                    answered.append(self._sha(batch[index]))   # its mark went with the quarantine
             pending.clear()
             if not prepared:
                 return

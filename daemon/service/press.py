@@ -275,7 +275,7 @@ class Press:
         wait for a person. None or not connected: still gone (or the daemon is stopping)."""
         status = await self._status()
         loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + getattr(self.host.printer, "answers_again_within_s", 0.0)
+        give_up_at = loop.time() + self.host.printer.answers_again_within_s
         while (status is None or not status.connected) and loop.time() < give_up_at:
             try:
                 await asyncio.wait_for(self.stopping.wait(), self.host.config.printer.status_poll_s)
