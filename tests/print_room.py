@@ -114,6 +114,23 @@ class Room:
             return next(e for e in self.seen if e["job"]["job_id"] == job_id and e["job"]["state"] == state)
         return self.wait_event(lambda j: j["job_id"] == job_id and j["state"] == state, timeout)
 
+    def steps_to_printed(self, job_id: str) -> list[tuple]:
+        """``(state, step)`` of each event of ``job_id`` since it last went back to the queue: the run that took
+        its card through the printer.
+
+        An earlier run is allowed only as a release before any blank moved: the feed refused because the
+        printer did not answer in time (one reply later than ``reply_timeout_s`` on a starved machine; CI saw
+        it on 2026-12-02), so its attempt did not count. The caller checks on the simulator's own record
+        (:meth:`cards`) that nothing else left the printer."""
+        events = [e["job"] for e in self.seen if e["job"]["job_id"] == job_id]
+        last = max(i for i, job in enumerate(events) if job["state"] == "queued")
+        for earlier in events[1:last + 1]:
+            if earlier["state"] == "queued":
+                assert (earlier["reason"], earlier["attempts"]) == ("printer_disconnected", 0), \
+                    f"the job went back to the queue ({earlier['reason']}, attempt {earlier['attempts']}); " \
+                    f"see {self.log_path}"
+        return [(job["state"], job["step"]) for job in events[last:]]
+
     def submit(self, job: dict) -> dict:
         return self.office.request("job/submit", job)
 

@@ -122,8 +122,9 @@ class SerialRoom(Room):
             "control": {"socket": f'"{self.dir}/control.sock"'},
             "store": {"path": f'"{self.dir}/kartud.db"', "key_file": f'"{key_file(self.dir)}"'},
             "limits": {"working_hours": '["mon-sun 00:00-24:00"]', "pacing": '"none"'},
+            # reply_timeout_s is the default: at 2 s a starved CI machine's late reply refused a feed (2026-12-02).
             "printer": {"transport": '"serial"', "serial_port": f'"{self.pty_path or "/dev/ttyUSB0"}"',
-                        "serial_baud": "115200", "status_poll_s": "0.2", "reply_timeout_s": "2.0",
+                        "serial_baud": "115200", "status_poll_s": "0.2", "reply_timeout_s": "5.0",
                         "move_timeout_s": "10.0"},
             "encoder": {"backend": '"none"'},
             "indicator": {"backend": '"none"'},

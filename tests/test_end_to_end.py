@@ -16,8 +16,7 @@ def test_a_submitted_job_is_printed_and_the_office_sees_it_all(room):
                       "data": {"job_id": job["job_id"], "state": "queued", "queue_position": 1}}
 
     printed = room.wait_state(job["job_id"], "printed")["job"]
-    states = [(e["job"]["state"], e["job"]["step"]) for e in room.seen if e["job"]["job_id"] == job["job_id"]]
-    assert states == [("queued", None), ("printing", "feeding"), ("printing", "encoding"),
+    assert room.steps_to_printed(job["job_id"]) == [("queued", None), ("printing", "feeding"), ("printing", "encoding"),
                       ("printing", "printing"), ("printing", "ejecting"), ("printed", None)]
 
     cards = room.cards()

@@ -26,8 +26,9 @@ def test_a_ktp_el_job_is_encoded_verified_and_printed_and_a_kia_job_never_prints
     job = room.job("KTP_EL")
     assert room.submit(job)["status"] == "ok"
     printed = room.wait_state(job["job_id"], "printed")["job"]
-    assert _steps(room, job["job_id"]) == [("queued", None), ("printing", "feeding"), ("printing", "encoding"),
-                                           ("printing", "printing"), ("printing", "ejecting"), ("printed", None)]
+    assert room.steps_to_printed(job["job_id"]) == [("queued", None), ("printing", "feeding"),
+                                                    ("printing", "encoding"), ("printing", "printing"),
+                                                    ("printing", "ejecting"), ("printed", None)]
     [card] = room.cards()
     assert card["destination"] == "output"
     assert printed["card_uid"] == card["chip_uid"]               # what the chip itself answered to GET UID

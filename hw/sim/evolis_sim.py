@@ -97,6 +97,7 @@ class EvolisSim(FaultsMixin, ReadsMixin):
         self.station_listeners: list = []
         self.connected = True                # False: the cable is out (seen by an in-memory link)
         self.reply_overrides: deque[bytes | None] = deque()  # tests: raw bytes (or None: silence) for next replies
+        self.lose_reply_to: set[str] = set()     # tests: the next command of each name is done, its reply lost
         self._state = threading.RLock()
         self._feeding = threading.Lock()
         self._parser = p.FrameParser(self._payload_length)
@@ -151,8 +152,17 @@ class EvolisSim(FaultsMixin, ReadsMixin):
                     reply = p.UNKNOWN_COMMAND
                 else:
                     reply = self._answer(item)
+                    if self._reply_lost(item.name):
+                        continue
                 answers += self._wire(reply)
             return bytes(answers)
+
+    def _reply_lost(self, name: str) -> bool:
+        with self._state:
+            if name in self.lose_reply_to:
+                self.lose_reply_to.discard(name)
+                return True
+        return False
 
     def _wire(self, reply: str) -> bytes:
         with self._state:
