@@ -149,25 +149,18 @@ class EvolisSim(FaultsMixin, ReadsMixin):
             for item in self._parser.feed(data, time.monotonic()):
                 if isinstance(item, str):
                     log.info("simulated printer: %s", item)
-                    reply = p.UNKNOWN_COMMAND
+                    answers += self._wire(p.UNKNOWN_COMMAND, "")
                 else:
-                    reply = self._answer(item)
-                    if self._reply_lost(item.name):
-                        continue
-                answers += self._wire(reply)
+                    answers += self._wire(self._answer(item), item.name)
             return bytes(answers)
 
-    def _reply_lost(self, name: str) -> bool:
-        with self._state:
-            if name in self.lose_reply_to:
-                self.lose_reply_to.discard(name)
-                return True
-        return False
-
-    def _wire(self, reply: str) -> bytes:
+    def _wire(self, reply: str, name: str) -> bytes:
         with self._state:
             if self.reply_overrides:
                 return self.reply_overrides.popleft() or b""
+            if name in self.lose_reply_to:          # done, and its answer lost
+                self.lose_reply_to.discard(name)
+                return b""
         return reply.encode("ascii") + b"\r"
 
     def _answer(self, command: p.Command) -> str:
