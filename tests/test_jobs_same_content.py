@@ -54,6 +54,9 @@ def test_a_job_stored_with_the_hash_of_its_payload_as_sent_is_still_recognised(s
                        (hashlib.sha256(canonical.encode()).hexdigest(),))
     _, resubmitted = store.submit_job(validate_submission({**sent, "request_id": "r-9"}, CARD_TYPES))
     assert resubmitted
+    with pytest.raises(CommandError) as caught:       # the payload's hash is made only now, and differs
+        store.submit_job(validate_submission({**sent, "priority": 3}, CARD_TYPES))
+    assert caught.value.code == "job_id_conflict"
 
 
 def test_the_office_gets_resubmitted_not_a_conflict(store):
