@@ -109,7 +109,11 @@ def queue_and_intake(broker, directory: str, quick: bool, profile: str | None, o
         invalid = [b'{"job_id": "x"}'] * samples
         out["rt_floor"] = percentiles(office.round_trips(invalid))
         round_trips("0")
+        profiler = Profiler(daemon.pid, os.path.join(directory, "profile-colour.txt")) if profile == "colour" else None
         out["intake_colour"] = burst(jobs.make(200 if quick else 1000, colour=True, card_type="KTP_EL"))
+        if profiler:
+            profiler.stop()
+            out["profile"] = ("colour intake", profiler.summary())
         queued += out["intake_colour"]["jobs"]
         profiler = Profiler(daemon.pid, os.path.join(directory, "profile-intake.txt")) if profile == "intake" else None
         out["intake_bw"] = fill_to(10_000)

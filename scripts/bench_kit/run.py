@@ -27,8 +27,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller counts (about 4 minutes; queue to 10,000 only)")
     parser.add_argument("--dir", default="/var/tmp/kartud-bench",
                         help="working folder, on the disk to measure (default: %(default)s); emptied first")
-    parser.add_argument("--profile", choices=("intake", "rt"),
-                        help="also profile the daemon with py-spy during the 1-bit intake or the 100k round trips")
+    parser.add_argument("--profile", choices=("intake", "colour", "rt"),
+                        help="also profile the daemon with py-spy during the 1-bit intake, the colour intake or the "
+                             "100k round trips")
     parser.add_argument("--output", default=os.path.join(REPO, "docs", "performance.md"),
                         help="where to write the results (default: docs/performance.md)")
     args = parser.parse_args()
