@@ -1,6 +1,6 @@
 """Store calls per batch of submissions (each is a thread hop and a wake-up of the loop), and the promises the
 fewer calls keep: a mark committed before anything handles its message, a death after the commit answered from
-the ledger, a message that died once handled alone."""
+the ledger."""
 
 from __future__ import annotations
 
@@ -42,11 +42,11 @@ def submissions(serials, **fields) -> list:
 
 
 @pytest.mark.parametrize("size", [1, 5, 50])
-def test_a_batch_of_submissions_takes_two_store_calls_whatever_its_size(daemon, monkeypatch, size):
+def test_a_batch_of_submissions_takes_one_store_call_whatever_its_size(daemon, monkeypatch, size):
     calls = store_calls(daemon, monkeypatch)
     serve(daemon, submissions(range(1, size + 1)))
-    # Take in hand, then the jobs' commit with the marks' release in its transaction: no third call.
-    assert calls == ["take_in_hand", "commit_releasing"]
+    # The marks, then on the store's thread the validations and the jobs' commit with the marks' release.
+    assert calls == ["handled_in_hand"]
     assert [a["status"] for a in daemon.mqtt.answers()] == ["ok"] * size
     assert rows(daemon, "SELECT COUNT(*) FROM jobs") == [(size,)]
     assert rows(daemon, "SELECT COUNT(*) FROM requests_handling") == [(0,)]
@@ -57,7 +57,7 @@ def test_a_refused_submission_is_released_with_the_others_commit(daemon, monkeyp
     batch = submissions([1, 2, 3])
     batch[1] = request("job/submit", {**payload(2, "KIA"), "card_type": "NOPE", "request_id": "r-2"}, 2)
     serve(daemon, batch)
-    assert calls == ["take_in_hand", "commit_releasing"]
+    assert calls == ["handled_in_hand"]
     assert [a["status"] for a in daemon.mqtt.answers()] == ["ok", "error", "ok"]
     assert rows(daemon, "SELECT COUNT(*) FROM requests_handling") == [(0,)]
 
@@ -79,28 +79,29 @@ def test_other_requests_in_the_batch_are_released_after_their_answers(daemon, mo
 
 def test_the_marks_are_committed_before_a_submission_is_validated(daemon, monkeypatch):
     committed = []
-    prepare = daemon.commands.prepare_submit
+    validate = daemon.commands.validate_plain
 
-    async def validating(body):
+    def validating(body):
         # What another connection sees is what a death here would leave on the disk.
         with sqlite3.connect(daemon.config.store.path) as other:
             committed.append(other.execute("SELECT COUNT(*) FROM requests_handling WHERE in_hand = 1").fetchone()[0])
-        return await prepare(body)
+        return validate(body)
 
-    monkeypatch.setattr(daemon.commands, "prepare_submit", validating)
+    monkeypatch.setattr(daemon.commands, "validate_plain", validating)
     serve(daemon, submissions([1, 2, 3]))
-    assert committed == [3, 3, 3]
+    serve(daemon, [*submissions([4, 5]), request("status/get", {}, 6)])     # the usual path
+    assert committed == [3, 3, 3, 3, 3]
 
 
 def test_a_death_while_validating_counts_against_the_messages_in_hand(daemon, monkeypatch):
-    prepare = daemon.commands.prepare_submit
+    validate = daemon.commands.validate_plain
 
-    async def dying(body):
+    def dying(body):
         if body["job_id"] == "j-0002":
             raise Died()
-        return await prepare(body)
+        return validate(body)
 
-    monkeypatch.setattr(daemon.commands, "prepare_submit", dying)
+    monkeypatch.setattr(daemon.commands, "validate_plain", dying)
     with pytest.raises(Died):
         serve(daemon, submissions([1, 2, 3]))
     asyncio.run(daemon.intake.recover())
@@ -136,13 +137,40 @@ def test_a_death_between_the_commit_and_the_answer_is_answered_from_the_ledger(d
     assert rows(daemon, "SELECT COUNT(*) FROM requests_handling") == [(0,)]
 
 
+def test_a_defect_while_validating_in_the_one_call_is_quarantined_on_the_usual_path(daemon, monkeypatch):
+    calls = store_calls(daemon, monkeypatch)
+    validate = daemon.commands.validate_plain
+
+    def defective(body):
+        if body["job_id"] == "j-0002":
+            raise ValueError("a defect")
+        return validate(body)
+
+    monkeypatch.setattr(daemon.commands, "validate_plain", defective)
+    serve(daemon, submissions([1, 2, 3]))
+    assert [a["status"] for a in daemon.mqtt.answers()] == ["ok", "error", "ok"]
+    assert rows(daemon, "SELECT why FROM quarantine") == [("ValueError",)]
+    # The marks taken stand; the usual path validates again, commits, and releases with the commit.
+    assert calls[:2] == ["handled_in_hand", "quarantine"] and calls[2:] == ["commit_releasing"]
+    assert rows(daemon, "SELECT COUNT(*) FROM requests_handling") == [(0,)]
+
+
+def test_a_face_for_pillow_takes_the_usual_path_without_new_marks(daemon, monkeypatch):
+    calls = store_calls(daemon, monkeypatch)
+    monkeypatch.setattr(daemon.commands, "validate_plain", lambda body: None)     # as for an interlaced face
+    serve(daemon, submissions([1, 2]))
+    assert calls == ["handled_in_hand", "commit_releasing"]
+    assert [a["status"] for a in daemon.mqtt.answers()] == ["ok", "ok"]
+    assert rows(daemon, "SELECT COUNT(*) FROM requests_handling") == [(0,)]
+
+
 def test_a_submission_that_died_once_is_still_handled_alone(daemon, monkeypatch):
     batch = submissions([1, 2, 3])
     Q.take_in_hand(daemon.store, [(daemon.intake._sha(batch[1]), "job/submit", len(batch[1].payload))])
     asyncio.run(daemon.intake.recover())
     calls = store_calls(daemon, monkeypatch)
     serve(daemon, batch)
-    assert calls == ["take_in_hand", "commit_releasing", "take_in_hand", "commit_releasing", "take_in_hand",
+    assert calls == ["handled_in_hand", "commit_releasing", "take_in_hand", "commit_releasing", "take_in_hand",
                      "commit_releasing"]                # the first, then the suspect alone, then the last
     assert [a["status"] for a in daemon.mqtt.answers()] == ["ok"] * 3
     assert rows(daemon, "SELECT COUNT(*) FROM requests_handling") == [(0,)]

@@ -100,6 +100,18 @@ def commit_releasing(store: Store, commit: Callable[[list], list], jobs: list, s
     return results
 
 
+def handled_in_hand(store: Store, messages: list[tuple[str, str, int]],
+                    handle: Callable[[], Any]) -> tuple[dict[str, str], Any]:
+    """:func:`take_in_hand` ``messages`` and, when every one may go, ``handle()`` in the same store call,
+    after the marks' commit: ``(verdicts, what handle returned)``, or ``(verdicts, None)`` when some
+    message may not go with the others (``handle`` did not run). Saves a thread hop and a wake-up of the
+    loop; the promise is the same: nothing reads a message before its mark is committed."""
+    verdicts = take_in_hand(store, messages)
+    if len(verdicts) < len({sha for sha, _, _ in messages}) or any(v != GO for v in verdicts.values()):
+        return verdicts, None
+    return verdicts, handle()
+
+
 def put_down(store: Store) -> None:
     """A clean stop: the messages still in hand did not kill anything (they come back and are handled
     again, which every request allows), so their marks go; a death counted earlier stays."""

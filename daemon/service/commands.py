@@ -161,16 +161,25 @@ class Commands:
         """Validate a submission, raising the refusal: on the loop when its faces are small and plain (their
         structure checked without Pillow), else on the CPU thread with Pillow's full decode. Whether it came too late (``not_after`` passed) is the store's to say, after the request memory."""
         host = self.host
-        args = (payload, host.config.station.card_types)
-        job = None
-        if face_chars(payload) <= INLINE_FACE_CHARS:
-            # Plain faces are checked in well under a millisecond: here on the loop, without two thread hops.
-            try:
-                job = J.validate_submission(*args, plain_png_problem, host.config.encoder.chip_capacity_bytes)
-            except NeedsFullDecode:
-                pass                                        # an unusual face: Pillow decides, on the CPU thread
+        job = self.validate_plain(payload)
         if job is None:
-            job = await host.cpu(J.validate_submission, *args, png_problem, host.config.encoder.chip_capacity_bytes)
+            job = await host.cpu(J.validate_submission, payload, host.config.station.card_types, png_problem,
+                                 host.config.encoder.chip_capacity_bytes)
+            job.memo = self._memo("job/submit", payload, content=job.content_sha256)
+        return job
+
+    def validate_plain(self, payload) -> J.NewJob | None:
+        """The submission validated here and now, raising the refusal, when its faces are small and plain
+        (checked without Pillow: well under a millisecond, so on the loop or inside a store call); None
+        when a face needs Pillow's full decode (:meth:`prepare_submit` does that on the CPU thread)."""
+        if face_chars(payload) > INLINE_FACE_CHARS:
+            return None
+        config = self.host.config
+        try:
+            job = J.validate_submission(payload, config.station.card_types, plain_png_problem,
+                                        config.encoder.chip_capacity_bytes)
+        except NeedsFullDecode:
+            return None                                     # an unusual face: Pillow decides, on the CPU thread
         job.memo = self._memo("job/submit", payload, content=job.content_sha256)
         return job
 

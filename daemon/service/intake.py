@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, runtime_checkable
 
 from ..ledger import quarantine as Q
 from ..ledger.actors import acting_as, mqtt_actor
 from ..ledger.station_facts import clock_behind
-from ..rules.errors import CommandError
+from ..rules.errors import CommandError, StorageError
 from ..rules.signing import check_fresh, check_signature
 from ..rules.wire import response_topic_problem
 from ..service.boundary import error_answer, fingerprint, internal_error, log_defect, readable_request_id
@@ -62,7 +63,8 @@ class Intake:
     Before a batch is handled its messages are marked in hand, in one transaction, and released once
     answered; submissions' marks go in the transaction that commits their jobs, their answers sent
     right after it (a death in between is answered from the ledger when the message comes back). A
-    message that died with the process once is handled alone; twice, it is quarantined."""
+    batch of plain submissions takes one store call: marks, validations, commit and release. A message
+    that died with the process once is handled alone; twice, it is quarantined."""
 
     def __init__(self, host: IntakeHost):
         self.host = host
@@ -122,6 +124,12 @@ class Intake:
     async def _serve_batch(self, batch: list[IncomingRequest]) -> None:
         refusals = [self._triage(request) for request in batch]
         verdicts: dict[str, str] = {}
+        if all(refusal is None and r.command == "job/submit" for r, refusal in zip(batch, refusals)):
+            verdicts, answers = await self._submit_in_one_call(batch)
+            if answers is not None:
+                for request, answer in zip(batch, answers):
+                    self._send(request, answer)
+                return
         segment: list[tuple[IncomingRequest, dict[str, Any] | None]] = []
         for index, (request, refusal) in enumerate(zip(batch, refusals)):
             if refusal is None and self._sha(request) not in verdicts:
@@ -153,6 +161,64 @@ class Intake:
                 await self.host.db(Q.release, self.host.store, left)
             except CommandError:
                 pass                                        # the database is failing: its fault says so
+
+    async def _submit_in_one_call(self, batch: list[IncomingRequest]) -> tuple[dict[str, str], list | None]:
+        """Submissions only: their marks, then (on the store's thread, the marks committed) their validation
+        and the commit of their jobs with the marks' release, in ONE store call; ``(verdicts, answers)``.
+        The answers are None when the batch needs the usual path (the marks taken stand): a message that
+        died with the process, a face for Pillow, more than one sender, or a defect (which the usual
+        path meets again, inside its boundary)."""
+        await self._read_clock()
+        topic, store = f"{self.config.root}/request/job/submit", self.host.store
+
+        def handle():                                       # on the store's thread, the marks committed
+            prepared, jobs, actors = [], [], set()
+            for request in batch:
+                request_id, payload, refusal, actor = self._prepare(request.payload, False, topic, request)
+                job = None
+                if refusal is None:
+                    crash_point("while_handling", "job/submit")
+                    try:
+                        defect_point("while_handling", "job/submit")
+                        job = self.host.commands.validate_plain(payload)
+                    except CommandError as error:
+                        refusal = _with_id(request_id, {"status": "error", "error": error.as_error()})
+                    except Exception:
+                        return None
+                    if refusal is None:
+                        if job is None:
+                            return None                     # a face for Pillow, on the CPU thread
+                        jobs.append(job)
+                        actors.add(actor)
+                prepared.append((request_id, job, refusal))
+            if len(actors) > 1:
+                return None
+            shas = [self._sha(request) for request in batch]
+            if not jobs:
+                Q.release(store, shas)
+                return prepared, []
+            with acting_as(actors.pop()):
+                try:
+                    return prepared, Q.commit_releasing(store, store.submit_jobs, jobs, shas)
+                except (StorageError, sqlite3.Error):
+                    raise                                   # the database: host.db raises its fault
+                except Exception:
+                    return None                             # a defect: the usual path commits each job alone
+
+        try:
+            verdicts, outcome = await self.host.db(Q.handled_in_hand, store,
+                                                   [(self._sha(r), r.command, len(r.payload)) for r in batch], handle)
+        except CommandError:
+            return {}, None                                 # the usual path meets the failing database too
+        if outcome is None:
+            return verdicts, None
+        prepared, results = outcome[0], iter(outcome[1])
+        if outcome[1]:
+            crash_point("after_submit_commit")              # committed, not yet answered nor acknowledged
+        return verdicts, [refusal if refusal is not None else
+                          await self._wrap(request_id, "job/submit",
+                                           self.host.commands.finish_submit(job, next(results)), request)
+                          for request, (request_id, job, refusal) in zip(batch, prepared)]
 
     def _triage(self, request: IncomingRequest) -> dict[str, Any] | None:
         """The answer to a request refused before anything handles it (IGNORE: none), or None."""
