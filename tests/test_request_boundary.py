@@ -121,14 +121,14 @@ def test_a_group_commit_that_meets_a_defect_refuses_only_the_submission_that_met
 
 
 def test_a_defect_while_validating_a_submission_is_quarantined_too(daemon, monkeypatch):
-    original = daemon.commands.prepare_submit
+    original = daemon.commands.validate_plain
 
-    async def prepare_submit(body):
+    def validate_plain(body):
         if body["job_id"] == "j-0002":
             raise ValueError("a defect")
-        return await original(body)
+        return original(body)
 
-    monkeypatch.setattr(daemon.commands, "prepare_submit", prepare_submit)
+    monkeypatch.setattr(daemon.commands, "validate_plain", validate_plain)
     serve(daemon, [request("job/submit", payload(n, "KIA"), n) for n in (1, 2, 3)])
     assert [a["status"] for a in daemon.mqtt.answers()] == ["ok", "error", "ok"]
     assert rows(daemon, "SELECT why FROM quarantine") == [("ValueError",)]
