@@ -60,7 +60,11 @@ def readable_request_id(raw: bytes, max_bytes: int, parsed: Any = None) -> str |
 
 
 def error_answer(code: str, message: str, request_id: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"status": "error", "error": {"code": code, "message": message}}
+    return with_request_id(request_id, {"status": "error", "error": {"code": code, "message": message}})
+
+
+def with_request_id(request_id: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as an answer: its request's ``request_id`` first, when it had one."""
     return {"request_id": request_id, **body} if request_id is not None else body
 
 

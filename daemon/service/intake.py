@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, runtime_checkable
 
 from ..ledger import quarantine as Q
 from ..ledger.actors import acting_as, mqtt_actor
 from ..ledger.station_facts import clock_behind
-from ..rules.errors import CommandError, StorageError
+from ..rules.errors import CommandError
 from ..rules.signing import check_fresh, check_signature
 from ..rules.wire import response_topic_problem
 from ..service.boundary import error_answer, fingerprint, internal_error, log_defect, readable_request_id
+from ..service.boundary import with_request_id as _with_id
 from ..service.commands import Commands, parse_request
 from ..service.crashpoints import crash_point, defect_point
 from ..service.heap import HeapReturn
 from ..service.journal_ids import MSG_REQUEST_QUARANTINED
 from ..service.mqtt_link import IncomingRequest, MqttLink
+from ..service.submit_groups import EXPIRED, SubmissionGroups
 
 if TYPE_CHECKING:
     from ..ledger.store import Store
@@ -50,12 +51,11 @@ class IntakeHost(Protocol):
         """Run a store call on the store's one thread."""
 
 
-EXPIRED = "the request's message expiry passed before the box could handle it; nothing was done"
 RETAINED = ("requests must not be retained; publish with retain off (a retained command would replay on every "
             "reconnect), and clear this one with an empty retained message")
 
 
-class Intake:
+class Intake(SubmissionGroups):
     """Answers requests for any transport. From MQTT they come in batches: consecutive ``job/submit``
     requests are validated one by one, then committed together in one transaction (group commit:
     one fsync for the lot), and every answer and PUBACK leaves in the order the requests came.
@@ -162,64 +162,6 @@ class Intake:
             except CommandError:
                 pass                                        # the database is failing: its fault says so
 
-    async def _submit_in_one_call(self, batch: list[IncomingRequest]) -> tuple[dict[str, str], list | None]:
-        """Submissions only: their marks, then (on the store's thread, the marks committed) their validation
-        and the commit of their jobs with the marks' release, in ONE store call; ``(verdicts, answers)``.
-        The answers are None when the batch needs the usual path (the marks taken stand): a message that
-        died with the process, a face for Pillow, more than one sender, or a defect (which the usual
-        path meets again, inside its boundary)."""
-        await self._read_clock()
-        topic, store = f"{self.config.root}/request/job/submit", self.host.store
-
-        def handle():                                       # on the store's thread, the marks committed
-            prepared, jobs, actors = [], [], set()
-            for request in batch:
-                request_id, payload, refusal, actor = self._prepare(request.payload, False, topic, request)
-                job = None
-                if refusal is None:
-                    crash_point("while_handling", "job/submit")
-                    try:
-                        defect_point("while_handling", "job/submit")
-                        job = self.host.commands.validate_plain(payload)
-                    except CommandError as error:
-                        refusal = _with_id(request_id, {"status": "error", "error": error.as_error()})
-                    except Exception:
-                        return None
-                    if refusal is None:
-                        if job is None:
-                            return None                     # a face for Pillow, on the CPU thread
-                        jobs.append(job)
-                        actors.add(actor)
-                prepared.append((request_id, job, refusal))
-            if len(actors) > 1:
-                return None
-            shas = [self._sha(request) for request in batch]
-            if not jobs:
-                Q.release(store, shas)
-                return prepared, []
-            with acting_as(actors.pop()):
-                try:
-                    return prepared, Q.commit_releasing(store, store.submit_jobs, jobs, shas)
-                except (StorageError, sqlite3.Error):
-                    raise                                   # the database: host.db raises its fault
-                except Exception:
-                    return None                             # a defect: the usual path commits each job alone
-
-        try:
-            verdicts, outcome = await self.host.db(Q.handled_in_hand, store,
-                                                   [(self._sha(r), r.command, len(r.payload)) for r in batch], handle)
-        except CommandError:
-            return {}, None                                 # the usual path meets the failing database too
-        if outcome is None:
-            return verdicts, None
-        prepared, results = outcome[0], iter(outcome[1])
-        if outcome[1]:
-            crash_point("after_submit_commit")              # committed, not yet answered nor acknowledged
-        return verdicts, [refusal if refusal is not None else
-                          await self._wrap(request_id, "job/submit",
-                                           self.host.commands.finish_submit(job, next(results)), request)
-                          for request, (request_id, job, refusal) in zip(batch, prepared)]
-
     def _triage(self, request: IncomingRequest) -> dict[str, Any] | None:
         """The answer to a request refused before anything handles it (IGNORE: none), or None."""
         if request.retain and not request.payload:
@@ -283,92 +225,6 @@ class Intake:
         return readable_request_id(request.payload, self.config.mqtt.max_payload_bytes)
 
     # -- handling -------------------------------------------------------------------------------
-
-    async def answer_batch(self, batch: list[IncomingRequest], released: set[str] | None = None) -> list[dict[str, Any]]:
-        """The responses to ``batch``, in order: consecutive submissions are committed together.
-
-        With ``released`` (the caller sends the answers as soon as this returns) the marks of the
-        submissions are released in the transaction that commits them, and their sha256s added to it."""
-        responses: list[dict[str, Any] | None] = [None] * len(batch)
-        pending: list[tuple[int, str | None, asyncio.Future]] = []   # submissions waiting for the group commit
-        group_actor = None                                  # who sent them: one group commits for one actor
-        await self._read_clock()
-
-        async def commit_pending() -> None:
-            prepared = []                                   # (index, request_id, job) of the valid ones
-            # Every one is answered from the commit on: the valid ones by it, a refusal by its content alone
-            # (so again if it comes back), a defect's mark went with the quarantine.
-            answered = [self._sha(batch[index]) for index, _, _ in pending]
-            for index, request_id, validation in pending:
-                try:
-                    prepared.append((index, request_id, await validation))
-                except CommandError as error:
-                    responses[index] = _with_id(request_id, {"status": "error", "error": error.as_error()})
-                except Exception as exc:
-                    responses[index] = await self._defect(exc, batch[index], request_id)
-            pending.clear()
-            if not prepared:
-                return
-            with acting_as(group_actor):
-                results = await self._commit([job for _, _, job in prepared], answered, released)
-            crash_point("after_submit_commit")              # committed, not yet answered nor acknowledged
-            for (index, request_id, job), result in zip(prepared, results):
-                if isinstance(result, Exception) and not isinstance(result, CommandError):
-                    responses[index] = await self._defect(result, batch[index], request_id)
-                    continue
-                responses[index] = await self._wrap(request_id, "job/submit",
-                                                    self.host.commands.finish_submit(job, result), batch[index])
-
-        for index, request in enumerate(batch):
-            topic = f"{self.config.root}/request/{request.command}"
-            if request.expires_at is not None and monotonic() > request.expires_at:
-                responses[index] = error_answer("expired", EXPIRED, self._request_id(request))   # it waited here
-                continue
-            if request.command == "job/submit":
-                request_id, payload, refusal, actor = self._prepare(request.payload, request.retain, topic, request)
-                if refusal is not None:
-                    responses[index] = refusal
-                    continue
-                if pending and actor != group_actor:
-                    await commit_pending()
-                group_actor = actor
-                # Validation (decoding the images) runs on the CPU threads while the next ones are read.
-                validation = asyncio.ensure_future(self._validate(payload))
-                pending.append((index, request_id, validation))
-                continue
-            await commit_pending()                          # keep the order: earlier submissions first
-            responses[index] = await self.answer(request.command, request.payload, request.retain, topic, request)
-        await commit_pending()
-        return responses
-
-    async def _validate(self, payload: dict[str, Any]):
-        crash_point("while_handling", "job/submit")
-        defect_point("while_handling", "job/submit")
-        return await self.host.commands.prepare_submit(payload)
-
-    async def _commit(self, jobs: list, shas: list[str], released: set[str] | None) -> list:
-        """``submit_jobs`` for the group, releasing ``shas``' marks in its transaction when ``released`` is
-        given (then added to it); when the group meets a defect, each job alone, so that only the one
-        that meets it is refused (the group's transaction was rolled back whole, the release with it)."""
-        store = self.host.store
-        try:
-            if released is None:
-                return await self.host.db(store.submit_jobs, jobs)
-            results = await self.host.db(Q.commit_releasing, store, store.submit_jobs, jobs, shas)
-            released.update(shas)
-            return results
-        except CommandError as error:                      # the database failed: every one is refused
-            return [error] * len(jobs)
-        except Exception as exc:
-            if len(jobs) == 1:
-                return [exc]
-        results = []
-        for job in jobs:
-            try:
-                results += await self.host.db(self.host.store.submit_jobs, [job])
-            except Exception as exc:
-                results.append(exc)
-        return results
 
     async def answer(self, command: str, raw: bytes, retained: bool = False, topic: str | None = None,
                      request: IncomingRequest | None = None) -> dict[str, Any]:
@@ -453,7 +309,3 @@ class Intake:
             pass                                            # the database is failing too: the log has it
         log_defect(exc, request.command, len(request.payload), sha, seq)
         return internal_error(request_id, seq)
-
-
-def _with_id(request_id: str | None, body: dict[str, Any]) -> dict[str, Any]:
-    return {"request_id": request_id, **body} if request_id is not None else body
