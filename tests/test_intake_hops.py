@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 from sample_jobs import payload
-from test_request_boundary import daemon_in_process, request, rows, serve
+from test_request_boundary import daemon_in_process, defect_in_validation, request, rows, serve
 
 from kartud.ledger import quarantine as Q
 
@@ -139,14 +139,7 @@ def test_a_death_between_the_commit_and_the_answer_is_answered_from_the_ledger(d
 
 def test_a_defect_while_validating_in_the_one_call_is_quarantined_on_the_usual_path(daemon, monkeypatch):
     calls = store_calls(daemon, monkeypatch)
-    validate = daemon.commands.validate_plain
-
-    def defective(body):
-        if body["job_id"] == "j-0002":
-            raise ValueError("a defect")
-        return validate(body)
-
-    monkeypatch.setattr(daemon.commands, "validate_plain", defective)
+    defect_in_validation(daemon, monkeypatch)
     serve(daemon, submissions([1, 2, 3]))
     assert [a["status"] for a in daemon.mqtt.answers()] == ["ok", "error", "ok"]
     assert rows(daemon, "SELECT why FROM quarantine") == [("ValueError",)]

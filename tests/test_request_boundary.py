@@ -120,15 +120,21 @@ def test_a_group_commit_that_meets_a_defect_refuses_only_the_submission_that_met
     assert rows(daemon, "SELECT command, why FROM quarantine") == [("job/submit", "OverflowError")]
 
 
-def test_a_defect_while_validating_a_submission_is_quarantined_too(daemon, monkeypatch):
+def defect_in_validation(daemon, monkeypatch, job_id: str = "j-0002") -> None:
+    """Validating ``job_id``'s submission meets a defect (ValueError), on either intake path: both validate
+    through ``validate_plain``."""
     original = daemon.commands.validate_plain
 
     def validate_plain(body):
-        if body["job_id"] == "j-0002":
+        if body["job_id"] == job_id:
             raise ValueError("a defect")
         return original(body)
 
     monkeypatch.setattr(daemon.commands, "validate_plain", validate_plain)
+
+
+def test_a_defect_while_validating_a_submission_is_quarantined_too(daemon, monkeypatch):
+    defect_in_validation(daemon, monkeypatch)
     serve(daemon, [request("job/submit", payload(n, "KIA"), n) for n in (1, 2, 3)])
     assert [a["status"] for a in daemon.mqtt.answers()] == ["ok", "error", "ok"]
     assert rows(daemon, "SELECT why FROM quarantine") == [("ValueError",)]
