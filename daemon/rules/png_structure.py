@@ -11,12 +11,13 @@ from __future__ import annotations
 import struct
 import zlib
 
-SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from kartud.hw.printer.png_data import SIGNATURE
+from kartud.hw.printer.png_data import chunks as _chunks
+
 # colour type -> (channels, allowed bit depths), PNG specification table 11.1
 COLOUR_TYPES = {0: (1, (1, 2, 4, 8, 16)), 2: (3, (8, 16)), 3: (1, (1, 2, 4, 8)), 4: (2, (8, 16)), 6: (4, (8, 16))}
 # Ancillary chunks whose fixed length makes them harmless to Pillow's reader; any other sends the face to Pillow.
 HARMLESS = {b"pHYs": 9, b"gAMA": 4, b"sRGB": 1}
-CHUNK = struct.Struct(">I4s")
 WINDOW = 1 << 16                  # inflated a piece at a time: the whole image is never held
 
 
@@ -52,26 +53,6 @@ def decodes_surely(data: bytes) -> bool:
         return False
     stride = (width * kind[0] * depth + 7) // 8 + 1     # one filter byte before each scanline
     return _scanlines_sound(data, idat, stride, height)
-
-
-def _chunks(data: bytes) -> list[tuple[bytes, int, int]] | None:
-    """``(type, data offset, length)`` of every chunk, or None when one is cut short, has a wrong CRC or
-    anything follows IEND."""
-    out, pos, end = [], len(SIGNATURE), len(data)
-    while pos < end:
-        if pos + 12 > end:
-            return None
-        length, name = CHUNK.unpack_from(data, pos)
-        start = pos + 8
-        if length > end - start - 4:
-            return None
-        if zlib.crc32(data[pos + 4:start + length]) != int.from_bytes(data[start + length:start + length + 4], "big"):
-            return None
-        out.append((name, start, length))
-        pos = start + length + 4
-        if name == b"IEND":
-            return out if pos == end else None
-    return None
 
 
 def _inflater():

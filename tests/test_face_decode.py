@@ -1,0 +1,73 @@
+"""A face handed to Pillow with its image data stored uncompressed decodes to the same pixels, or fails the same way."""
+
+from __future__ import annotations
+
+import io
+import random
+import sys
+
+import pytest
+from PIL import Image
+from png_surgery import join, split
+from test_png_structure import MODES, _face, _mutants
+
+from kartud.hw.printer import panels
+from kartud.hw.printer.knowledge import PANEL_HEIGHT, PANEL_WIDTH
+from kartud.hw.printer.png_data import with_stored_image_data
+
+
+def _decoded(data: bytes):
+    """What Pillow makes of ``data``: its mode, size and pixels, or the kind of error it raises."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            return image.mode, image.size, image.tobytes()
+    except Exception as exc:                            # what the driver would meet: its kind is compared
+        return type(exc).__name__
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_face_and_every_mutant_decodes_as_sent(mode):
+    rng = random.Random(mode)
+    rewritten = 0
+    for dpi in (False, True):
+        face = _face(mode, rng, dpi)
+        stored = with_stored_image_data(face)
+        # A plain face is rewritten: one IDAT, whose zlib stream is stored blocks (BTYPE 00) only.
+        idat = [body for name, body in split(stored) if name == b"IDAT"]
+        assert stored != face and len(idat) == 1 and idat[0][2] & 0b110 == 0
+        assert _decoded(stored) == _decoded(face)
+        for mutant in _mutants(face, rng):
+            after = with_stored_image_data(mutant)
+            rewritten += after != mutant
+            assert _decoded(after) == _decoded(mutant)
+    assert rewritten                                    # some mutants were rewritten, not only passed through
+
+
+def test_a_damaged_image_data_stream_is_left_to_pillow_as_sent():
+    face = _face("RGB", random.Random(1), False)
+    # The zlib stream's own check (adler-32) wrong, the chunk's CRC made right: only the inflate sees it.
+    broken = join([(name, body[:-4] + bytes(4) if name == b"IDAT" else body) for name, body in split(face)])
+    assert with_stored_image_data(broken) == broken
+    assert with_stored_image_data(face[:-3]) == face[:-3]
+    assert with_stored_image_data(b"not a png") == b"not a png"
+
+
+def test_without_zlib_ng_the_face_goes_to_pillow_as_sent(monkeypatch):
+    monkeypatch.setitem(sys.modules, "zlib_ng", None)   # import fails
+    face = _face("RGB", random.Random(2), False)
+    assert with_stored_image_data(face) == face
+
+
+def test_the_printer_s_panels_are_byte_for_byte_those_of_the_face_as_sent(monkeypatch):
+    rng = random.Random(3)
+    image = Image.new("RGB", (1016, 648), (255, 255, 255))
+    for _ in range(400):                                # blocks of colour, dark and light, as on a card
+        x, y = rng.randrange(1000), rng.randrange(630)
+        image.paste(tuple(rng.randrange(256) for _ in range(3)), (x, y, x + rng.randrange(4, 60), y + rng.randrange(4, 30)))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    settings = panels.PanelSettings(width=PANEL_WIDTH, height=PANEL_HEIGHT)
+    fast = panels.render_face(out.getvalue(), settings)
+    monkeypatch.setattr(panels, "with_stored_image_data", lambda data: data)
+    assert panels.render_face(out.getvalue(), settings) == fast
