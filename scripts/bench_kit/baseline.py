@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from floors import import_floors  # noqa: E402
 from load import Jobs, Office  # noqa: E402
-from machine import cpu_seconds, machine_facts, rss_mib, threads  # noqa: E402
+from machine import cpu_seconds, machine_facts, rss_mib  # noqa: E402
 from phases import card_cost, idle, wait_done  # noqa: E402
 from station import BASE, FAST_PRINTER, NotifySocket, STATION  # noqa: E402
 

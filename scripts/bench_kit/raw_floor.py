@@ -3,6 +3,8 @@
 Run as a process of its own (as kartud is): it answers every ``{ROOT}/request/#`` message on its
 response topic after one single-row ``synchronous=FULL`` commit in WAL mode, then acknowledges it,
 so the office's round trip through it is the least any daemon that commits before answering can do.
+Without the commit (``commit=False``), and with an ``event/job`` publish a request as kartud makes
+(``event=True``), it measures what paho alone costs (:mod:`paho_ceiling`).
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ from station import ROOT
 class RawFloor:
     """The responder running in a child process, from :meth:`start` to :meth:`stop`."""
 
-    def __init__(self, port: int, directory: str, one_core: bool = False):
+    def __init__(self, port: int, directory: str, one_core: bool = False, commit: bool = True, event: bool = False):
         self.port, self.directory, self.one_core = port, directory, one_core
+        self.commit, self.event = commit, event
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> "RawFloor":
         os.makedirs(self.directory, exist_ok=True)
         prefix = ["taskset", "-c", "0"] if self.one_core else []
-        self.process = subprocess.Popen([*prefix, sys.executable, os.path.abspath(__file__), str(self.port), self.directory],
+        self.process = subprocess.Popen([*prefix, sys.executable, os.path.abspath(__file__), str(self.port), self.directory,
+                                         "commit" if self.commit else "-", "event" if self.event else "-"],
                                         stdout=subprocess.PIPE, text=True)
         if self.process.stdout.readline().strip() != "ready":
             raise RuntimeError("the raw-floor responder did not start")
@@ -43,7 +47,7 @@ class RawFloor:
         self.process.wait(10)
 
 
-def _serve(port: int, directory: str) -> None:
+def _serve(port: int, directory: str, commit: bool = True, event: bool = False) -> None:
     path = os.path.join(directory, "raw-floor.db")
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(path + suffix):
@@ -55,12 +59,15 @@ def _serve(port: int, directory: str) -> None:
     subscribed = threading.Event()
 
     def on_message(client, userdata, message) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO t (body) VALUES (?)", (message.payload,))
-        conn.execute("COMMIT")
+        if commit:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO t (body) VALUES (?)", (message.payload,))
+            conn.execute("COMMIT")
         properties = Properties(PacketTypes.PUBLISH)
         properties.CorrelationData = message.properties.CorrelationData
         client.publish(message.properties.ResponseTopic, b'{"status":"ok"}', qos=1, properties=properties)
+        if event:
+            client.publish(f"{ROOT}/event/job", b'{"event":"job"}', qos=1)
         client.ack(message.mid, message.qos)
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="raw-floor", protocol=mqtt.MQTTv5,
@@ -85,4 +92,4 @@ def _serve(port: int, directory: str) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    _serve(int(sys.argv[1]), sys.argv[2])
+    _serve(int(sys.argv[1]), sys.argv[2], sys.argv[3:4] != ["-"], sys.argv[4:5] == ["event"])
