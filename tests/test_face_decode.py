@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import random
 import sys
+import tracemalloc
 import warnings
+import zlib
 
 import pytest
 from PIL import Image
@@ -77,3 +79,18 @@ def test_the_printer_s_panels_are_byte_for_byte_those_of_the_face_as_sent(monkey
     fast = panels.render_face(out.getvalue(), settings)
     monkeypatch.setattr(panels, "with_stored_image_data", lambda data: data)
     assert panels.render_face(out.getvalue(), settings) == fast
+
+
+def test_image_data_that_inflates_past_what_the_header_allows_is_left_to_pillow():
+    """A decompression bomb in a small face's IDAT is not inflated in full here: Pillow stops at the rows it needs."""
+    face = _face("RGB", random.Random(4), False)
+    bomb = zlib.compress(bytes(64 * 1024 * 1024), 9)     # 64 MiB of zeros in about 64 KiB, for a 37x23 face
+    chunks = [(name, bomb if name == b"IDAT" else body) for name, body in split(face)]
+    swollen = join(chunks)
+    tracemalloc.start()
+    try:
+        assert with_stored_image_data(swollen) == swollen
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024                       # the header allows 37 x 23 pixels, not 64 MiB of them

@@ -38,8 +38,9 @@ def chunks(data: bytes) -> list[tuple[bytes, int, int]] | None:
 
 def with_stored_image_data(data: bytes) -> bytes:
     """``data`` with its IDAT chunks made one that holds the same image data uncompressed, when every chunk is
-    whole with its CRC right, the IDATs follow one another and their data inflates completely with nothing
-    after it; else ``data`` itself (Pillow then meets whatever is wrong as before). Without zlib-ng, ``data``."""
+    whole with its CRC right, the IDATs follow one another and their data inflates completely, to no more
+    than the header's pixels could need, with nothing after it; else ``data`` itself (Pillow then meets
+    whatever is wrong as before, and inflates only what it needs). Without zlib-ng, ``data``."""
     try:
         from zlib_ng import zlib_ng
     except ImportError:
@@ -48,12 +49,18 @@ def with_stored_image_data(data: bytes) -> bytes:
     idat = [(start, length) for name, start, length in found or () if name == b"IDAT"]
     if not idat or any(start != before + length_before + 12 for (before, length_before), (start, _) in zip(idat, idat[1:])):
         return data
+    if found[0][0] != b"IHDR" or found[0][2] != 13:
+        return data
+    width, height = struct.unpack_from(">II", data, found[0][1])
+    # 8 bytes a pixel (RGBA at 16 bits) and a filter byte a row, twice over for interlacing's passes: a stream
+    # that inflates to more is a bomb, not a face, and is left to Pillow, which stops at the rows it needs.
+    most = 8 * width * height + 2 * height + 64
     inflater = zlib_ng.decompressobj()
     try:
-        scanlines = inflater.decompress(b"".join(data[start:start + length] for start, length in idat))
+        scanlines = inflater.decompress(b"".join(data[start:start + length] for start, length in idat), most)
     except zlib_ng.error:
         return data
-    if not inflater.eof or inflater.unused_data:
+    if not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
         return data
     stored = zlib_ng.compress(scanlines, 0)
     del scanlines                                       # a face's 2 MB are held twice at most, not three times
