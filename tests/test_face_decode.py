@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import os
 import random
 import sys
 import tracemalloc
@@ -94,3 +96,43 @@ def test_image_data_that_inflates_past_what_the_header_allows_is_left_to_pillow(
     finally:
         tracemalloc.stop()
     assert peak < 4 * 1024 * 1024                       # the header allows 37 x 23 pixels, not 64 MiB of them
+
+
+def _swollen(face: bytes, extra: int) -> bytes:
+    """``face`` with ``extra`` zero bytes inflated after its scanlines (a few hundred KiB compressed), CRCs right:
+    Pillow reads the rows it needs and ignores the rest, so intake takes it; a decode that inflated it all
+    would hold ``extra`` bytes twice over."""
+    chunks = split(face)
+    scanlines = zlib.decompress(b"".join(body for name, body in chunks if name == b"IDAT"))
+    stream = zlib.compressobj(9)
+    body = stream.compress(scanlines) + stream.compress(bytes(extra)) + stream.flush()
+    first = next(n for n, (name, _) in enumerate(chunks) if name == b"IDAT")
+    return join(chunks[:first] + [(b"IDAT", body)] + [chunk for chunk in chunks[first:] if chunk[0] != b"IDAT"])
+
+
+def test_a_face_swollen_with_a_bomb_prints_as_its_plain_twin_without_the_daemon_holding_the_bomb(room):
+    """Through the real daemon and the simulated printer: the same face, plain and with 256 MiB of zeros after
+    its scanlines, both accepted; each leaves the printer once, their printed fronts (the simulator's own
+    images, composed from the panels it received) are the same pixels, and the daemon never held the bomb."""
+    image = Image.new("RGB", (1016, 648), (250, 250, 250))
+    rng = random.Random(5)
+    for _ in range(200):
+        x, y = rng.randrange(1000), rng.randrange(630)
+        image.paste(tuple(rng.randrange(256) for _ in range(3)), (x, y, x + rng.randrange(4, 60), y + rng.randrange(4, 30)))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    plain, swollen = out.getvalue(), _swollen(out.getvalue(), 256 * 1024 * 1024)
+    room.start()
+    room.receive_blanks(5)
+    jobs = [room.job(front_png=base64.b64encode(face).decode()) for face in (plain, swollen)]
+    for job in jobs:
+        assert room.submit(job)["status"] == "ok"
+    for job in jobs:
+        room.wait_state(job["job_id"], "printed", timeout=60)
+    cards = room.cards()
+    assert [card["destination"] for card in cards] == ["output", "output"]
+    fronts = [Image.open(os.path.join(room.dir, "cards", f"{card['seq']}-front.png")).tobytes() for card in cards]
+    assert fronts[0] == fronts[1]
+    with open(f"/proc/{room.process.pid}/status") as status:
+        peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    assert peak_kib < 200 * 1024, f"the daemon's peak RSS was {peak_kib // 1024} MiB"
