@@ -137,15 +137,19 @@ class Office:
 
     def round_trips(self, payloads: list[bytes]) -> list[float]:
         """Publish-to-answer time of each job, one at a time (seconds)."""
-        times = []
+        return [answered - sent for sent, answered in self.round_trip_spans(payloads)]
+
+    def round_trip_spans(self, payloads: list[bytes]) -> list[tuple[float, float]]:
+        """``(published, answered)`` of each job, one at a time, by ``time.perf_counter``."""
+        spans = []
         for payload in payloads:
             self._expect(1)
             began = time.perf_counter()
             self._publish("job/submit", payload)
             if not self._done.wait(30):
                 raise TimeoutError("no answer within 30 s")
-            times.append(self.last_answer - began)
-        return times
+            spans.append((began, self.last_answer))
+        return spans
 
     def close(self) -> None:
         self.client.disconnect()

@@ -18,7 +18,6 @@ import bisect
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,14 +45,7 @@ def trace(directory: str, round_trips: int) -> tuple[list, list]:
             office.request("queue/pause", {"reason": "benchmark"})
             jobs = Jobs()
             office.round_trips(jobs.make(50))               # warm the path first
-            spans = []
-            for payload in jobs.make(round_trips):
-                office._expect(1)
-                sent = time.perf_counter()
-                office._publish("job/submit", payload)
-                if not office._done.wait(30):
-                    raise TimeoutError("no answer within 30 s")
-                spans.append((sent, office.last_answer))
+            spans = office.round_trip_spans(jobs.make(round_trips))
         finally:
             office.close()
             daemon.stop()
