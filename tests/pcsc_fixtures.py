@@ -180,8 +180,10 @@ class PcscRoom(SerialRoom):
         self.pcscd = pcscd
         self.pty_path = os.path.join(self.dir, "ttyEVOLIS")
         self.env.update(pcscd.env)
-        self.overrides.update({"encoder.backend": '"pcsc"', "encoder.reader": f'"{READER}"',
-                               "encoder.timeout_s": "5.0"})
+        # The encoder waits the daemon's default 10 s for a chip (encoder.timeout_s), as a box does: with 5 s, a
+        # chip blank whose chip reached pcscd later on a loaded CI machine was taken for a blank without one
+        # (wrong_blank, the station waiting for a person; test_power_cut's random cuts, 2026-12-02).
+        self.overrides.update({"encoder.backend": '"pcsc"', "encoder.reader": f'"{READER}"'})
         self.sim: ChipSimProcess | None = None
 
     def start_printer(self, *args: str) -> ChipSimProcess:
